@@ -1,0 +1,98 @@
+// Package cli is the mclab command line: one cobra command per file, each with a private options
+// struct and a RunE. main only calls Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"mclab.dev/mclab/lab"
+	"mclab.dev/mclab/lab/binaries"
+	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/state"
+)
+
+// Streams are the command's input and outputs.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// globals are the flags every command takes.
+type globals struct {
+	stateDir string
+	streams  Streams
+}
+
+func (g *globals) manager(retain bool) (*lab.Manager, error) {
+	root := g.stateDir
+	if root == "" {
+		var err error
+		if root, err = state.DefaultRoot(); err != nil {
+			return nil, err
+		}
+	}
+	cache, err := binaries.DefaultCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	return &lab.Manager{Store: state.Store{Root: root}, CacheDir: cache, Out: g.streams.Err, Runner: exec.OS{}, Retain: retain}, nil
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Run runs mclab with args (without the program name) and returns the process exit code.
+func Run(ctx context.Context, streams Streams, args []string) int {
+	cmd := NewCommand(streams)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(streams.Err, "ERROR: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+// NewCommand builds the root command.
+func NewCommand(streams Streams) *cobra.Command {
+	g := &globals{streams: streams}
+	root := &cobra.Command{
+		Use:   "mclab",
+		Short: "Labs and conformance gates for Istio multi-cluster meshes",
+		Long: `mclab builds multi-cluster labs (kind, local processes, or existing clusters), installs Istio
+across them, verifies discovery, mTLS and cross-network routing, and reports for CI gates.
+
+Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-network)`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.SetIn(streams.In)
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "where labs keep their state (default $"+state.EnvStateDir+", else $XDG_STATE_HOME/mclab, else ~/.local/state/mclab)")
+	root.AddCommand(
+		newUpCommand(g),
+		newDownCommand(g),
+		newStatusCommand(g),
+		newPlanCommand(g),
+		newKubeconfigCommand(g),
+		newListCommand(g),
+		newVersionCommand(g),
+	)
+	return root
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/scenarios"
+)
+
+// scenarioFlags are the flags that choose a scenario, shared by up and plan.
+type scenarioFlags struct {
+	scenario string
+	topology string
+	model    string
+	clusters int
+	provider string
+	name     string
+}
+
+func (f *scenarioFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.scenario, "scenario", "", "a scenario file (YAML, or Istio's topology JSON) or a built-in name (`mclab list --scenarios`)")
+	fs.StringVar(&f.topology, "topology", string(scenario.MultiNetwork), "composed scenario: single-network or multi-network")
+	fs.StringVar(&f.model, "model", string(scenario.MultiPrimary), "composed scenario: multi-primary, primary-remote or federated")
+	fs.IntVar(&f.clusters, "clusters", scenario.DefaultClusters, "composed scenario: number of clusters")
+	fs.StringVar(&f.provider, "provider", "", "auto, kind, local or existing (default: the scenario's, else auto)")
+	fs.StringVar(&f.name, "name", "", "lab name (default: the scenario's name)")
+}
+
+// resolve returns the scenario the flags choose, with the provider override applied, and the lab name.
+func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string, error) {
+	composedFlags := []string{}
+	for _, n := range []string{"topology", "model", "clusters"} {
+		if cmd.Flags().Changed(n) {
+			composedFlags = append(composedFlags, "--"+n)
+		}
+	}
+	var s *scenario.Scenario
+	var err error
+	if f.scenario != "" {
+		if len(composedFlags) > 0 {
+			return nil, "", fmt.Errorf("--scenario and %v choose a scenario two ways; give one or the other", composedFlags)
+		}
+		s, err = scenario.Load(f.scenario, scenarios.FS)
+	} else {
+		s, err = scenario.Compose(scenario.Topology(f.topology), scenario.Model(f.model), f.clusters)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if f.provider != "" {
+		p := scenario.ProviderName(f.provider)
+		if !slices.Contains(scenario.Providers, p) {
+			return nil, "", fmt.Errorf("--provider %q is not supported; use one of %v", f.provider, scenario.Providers)
+		}
+		s.Provider.Name = p
+	}
+	name := s.Name
+	if f.name != "" {
+		name = f.name
+	}
+	if err := validLabName(name); err != nil {
+		return nil, "", err
+	}
+	return s, name, nil
+}
+
+func validLabName(name string) error {
+	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+		return fmt.Errorf("lab name %q: %s; choose another --name", name, strings.Join(msgs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"mclab.dev/mclab/lab"
+)
+
+type statusOptions struct {
+	name   string
+	output string
+}
+
+func newStatusCommand(g *globals) *cobra.Command {
+	o := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Describe a lab: its clusters, their processes or containers, nodes and network facts",
+		Long: `Describe a lab. Exits 0 when the lab is up and every cluster is Ready, 1 otherwise, so scripts
+can wait on it.`,
+		Example: `  mclab status --name multi-network
+  mclab status --name multi-network -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.name == "" {
+				return errors.New("give --name LAB (`mclab list` shows the labs)")
+			}
+			if o.output != "" && o.output != "json" && o.output != "text" {
+				return fmt.Errorf("-o %q is not supported; use text or json", o.output)
+			}
+			m, err := g.manager(false)
+			if err != nil {
+				return err
+			}
+			st, err := m.Status(cmd.Context(), o.name)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				enc := json.NewEncoder(g.streams.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(g.streams.Out, st)
+			}
+			if !st.Ready() {
+				return &exitError{code: 1, err: fmt.Errorf("lab %q is not ready", o.name)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.name, "name", "", "the lab")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printStatus(w io.Writer, st *lab.Status) {
+	fmt.Fprintf(w, "Lab %s: %s, provider %s, model %s\n", st.Name, st.Phase, st.Provider, st.Model)
+	fmt.Fprintf(w, "Kubeconfig: %s\n", st.Kubeconfig)
+	if !st.Capabilities.RunsContainers {
+		fmt.Fprintf(w, "Note: %s\n", st.Capabilities.NoContainersReason)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nCLUSTER\tREADY\tNETWORK\tPODS\tSERVICES\tSERVER\tNODES\tPROBLEMS")
+	for _, c := range st.Clusters {
+		ready := 0
+		for _, n := range c.Nodes {
+			if n.Ready {
+				ready++
+			}
+		}
+		problems := c.Message
+		if problems == "" {
+			problems = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", c.Name, yesNo(c.Ready), c.Network, c.PodSubnet, c.ServiceSubnet, c.Server, ready, len(c.Nodes), problems)
+	}
+	tw.Flush()
+	for _, c := range st.Clusters {
+		var parts []string
+		for _, comp := range c.Components {
+			s := comp.Name + " " + map[bool]string{true: "running", false: "stopped"}[comp.Running]
+			if comp.PID > 0 && comp.Running {
+				s += fmt.Sprintf(" (pid %d, %s)", comp.PID, comp.Address)
+			}
+			parts = append(parts, s)
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s: %s\n", c.Name, strings.Join(parts, ", "))
+		}
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+type upOptions struct {
+	scenarioFlags
+	retain bool
+}
+
+func newUpCommand(g *globals) *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create a lab, or converge one that exists",
+		Long: `Create the scenario's clusters (and, as later steps land, install Istio across them).
+Running up again on a lab converges it: what runs is kept, what is missing is started.
+A failed or interrupted up of a new lab removes everything it made (--retain keeps it).`,
+		Example: `  mclab up --topology multi-network --provider local
+  mclab up --scenario istio-ci
+  mclab up --scenario ./my-lab.yaml --name demo`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, name, err := o.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			m, err := g.manager(o.retain)
+			if err != nil {
+				return err
+			}
+			return m.Up(cmd.Context(), s, name)
+		},
+	}
+	o.add(cmd)
+	cmd.Flags().BoolVar(&o.retain, "retain", false, "keep what a failed up made, for debugging")
+	return cmd
+}

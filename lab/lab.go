@@ -1,0 +1,270 @@
+// Package lab is mclab's public entry for labs: plan one, bring it up, describe it, take it down. A lab
+// is a scenario made real by a provider; its state lives in a state directory so every command works
+// from a new shell. The flow is one-way: scenario -> plan -> provider steps -> state.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mclab.dev/mclab/lab/binaries"
+	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/plan"
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/provider/local"
+	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/lab/state"
+)
+
+// Manager plans, creates, describes and deletes labs under one state root.
+type Manager struct {
+	// Store is the state root.
+	Store state.Store
+	// CacheDir is the shared cache of upstream binaries.
+	CacheDir string
+	// Out receives progress.
+	Out io.Writer
+	// Runner runs external programs (container-runtime detection).
+	Runner exec.Runner
+	// Retain keeps what a failed `up` made, for debugging, instead of removing it.
+	Retain bool
+}
+
+// ErrNotBuilt is returned for a provider that mclab does not implement yet.
+var ErrNotBuilt = errors.New("provider not built yet")
+
+// Plan resolves the provider and returns the lab's plan and its provider, without side effects.
+func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string) (*plan.Plan, provider.Provider, error) {
+	name, note, err := m.resolveProvider(ctx, s.Provider.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := m.provider(name, labName, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps, err := p.Plan(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps = append(steps, plan.Step{
+		Title:   "Writing the lab's kubeconfig",
+		Details: []string{fmt.Sprintf("%s: one context per cluster, named %s-<cluster>; mode 0600", m.Store.Kubeconfig(labName), labName)},
+		Run:     func(ctx context.Context) error { return m.writeKubeconfig(ctx, p, labName, s) },
+	})
+	pl := &plan.Plan{Lab: labName, Provider: string(name), Steps: steps}
+	if note != "" {
+		pl.Notes = append(pl.Notes, note)
+	}
+	return pl, p, nil
+}
+
+func (m *Manager) resolveProvider(ctx context.Context, requested scenario.ProviderName) (scenario.ProviderName, string, error) {
+	switch requested {
+	case scenario.ProviderAuto, "":
+		d := provider.Detect(ctx, m.Runner)
+		if d.Provider == scenario.ProviderKind {
+			return scenario.ProviderLocal, fmt.Sprintf("provider auto: %s, but the kind provider is not built yet; chose local", d.Reason), nil
+		}
+		return d.Provider, "provider auto: chose " + string(d.Provider) + " because " + d.Reason, nil
+	case scenario.ProviderKind, scenario.ProviderExisting:
+		return "", "", fmt.Errorf("%w: provider %s is not built yet in this mclab; use --provider local (no containers needed) or --provider auto", ErrNotBuilt, requested)
+	}
+	return requested, "", nil
+}
+
+func (m *Manager) provider(name scenario.ProviderName, labName string, s *scenario.Scenario) (provider.Provider, error) {
+	switch name {
+	case scenario.ProviderLocal:
+		return local.New(local.Config{
+			Lab:      labName,
+			Store:    m.Store,
+			Scenario: s,
+			Binaries: &binaries.Builder{CacheDir: m.CacheDir, Out: m.Out},
+			Out:      m.Out,
+		}), nil
+	case scenario.ProviderKind, scenario.ProviderExisting:
+		return nil, fmt.Errorf("%w: provider %s; use --provider local", ErrNotBuilt, name)
+	}
+	return nil, fmt.Errorf("unknown provider %q; use one of %v", name, scenario.Providers)
+}
+
+// Up brings the lab up, or converges a lab that exists. A failed or interrupted `up` of a new lab
+// removes everything it made (unless Retain); one of an existing lab leaves it for `up` to resume.
+func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) (err error) {
+	unlock, err := m.Store.Lock(labName)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	prev, loadErr := m.Store.Load(labName)
+	fresh := loadErr != nil
+	if !fresh && !reflect.DeepEqual(prev.Scenario.Clusters, s.Clusters) {
+		return fmt.Errorf("lab %q exists with other clusters; `mclab down --name %s` first, or choose another --name", labName, labName)
+	}
+	pl, p, err := m.Plan(ctx, s, labName)
+	if err != nil {
+		return err
+	}
+	if !fresh && prev.Provider != p.Name() {
+		return fmt.Errorf("lab %q runs on provider %s, not %s; `mclab down --name %s` first, or choose another --name", labName, prev.Provider, p.Name(), labName)
+	}
+	for _, n := range pl.Notes {
+		fmt.Fprintln(m.Out, n)
+	}
+	rec := &state.Lab{Name: labName, Provider: p.Name(), Phase: state.Creating, Created: time.Now().UTC().Truncate(time.Second), Scenario: s}
+	if !fresh {
+		rec.Created = prev.Created
+	}
+	if err := m.Store.Save(rec); err != nil {
+		return err
+	}
+	verb := "Creating"
+	if !fresh {
+		verb = "Converging"
+	}
+	fmt.Fprintf(m.Out, "%s lab %q: %d clusters on provider %s\n", verb, labName, len(s.Clusters), p.Name())
+	start := time.Now()
+	runErr := pl.Execute(ctx, plan.NewStatus(m.Out))
+	if runErr == nil {
+		rec.Phase = state.Ready
+		if err := m.Store.Save(rec); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Out, "Lab %q is ready (%s). Try:\n  kubectl --kubeconfig %s --context %s-%s get nodes\n",
+			labName, time.Since(start).Round(10*time.Millisecond), m.Store.Kubeconfig(labName), labName, s.Clusters[0].Name)
+		return nil
+	}
+	if ctx.Err() != nil {
+		runErr = fmt.Errorf("interrupted: %w", runErr)
+	}
+	// Clean up with a context of our own: the caller's may be the cancelled one.
+	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	switch {
+	case m.Retain:
+		rec.Phase = state.Failed
+		_ = m.Store.Save(rec)
+		return fmt.Errorf("%w\nthe lab is kept (--retain): inspect %s, then `mclab down --name %s`", runErr, m.Store.Dir(labName), labName)
+	case fresh:
+		fmt.Fprintf(m.Out, "Removing what this `up` made ...\n")
+		if derr := m.delete(cleanCtx, labName, p); derr != nil {
+			return errors.Join(runErr, fmt.Errorf("cleaning up: %w; run `mclab down --name %s`", derr, labName))
+		}
+		return fmt.Errorf("%w\nnothing was left behind; fix the cause and run `mclab up` again (--retain keeps a failed lab for debugging)", runErr)
+	default:
+		rec.Phase = state.Failed
+		_ = m.Store.Save(rec)
+		return fmt.Errorf("%w\nthe existing lab is left as it was: `mclab up` again resumes, `mclab down --name %s` removes it", runErr, labName)
+	}
+}
+
+// writeKubeconfig merges every cluster's host kubeconfig into the lab's, with contexts <lab>-<cluster>.
+func (m *Manager) writeKubeconfig(ctx context.Context, p provider.Provider, labName string, s *scenario.Scenario) error {
+	merged := clientcmdapi.NewConfig()
+	for _, c := range s.Clusters {
+		kc, err := p.Kubeconfig(ctx, c.Name, provider.FromHost)
+		if err != nil {
+			return fmt.Errorf("kubeconfig of %s: %w", c.Name, err)
+		}
+		cur := kc.Contexts[kc.CurrentContext]
+		if cur == nil {
+			return fmt.Errorf("kubeconfig of %s has no current context", c.Name)
+		}
+		name := labName + "-" + c.Name
+		merged.Clusters[name] = kc.Clusters[cur.Cluster]
+		merged.AuthInfos[name] = kc.AuthInfos[cur.AuthInfo]
+		merged.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+		if merged.CurrentContext == "" {
+			merged.CurrentContext = name
+		}
+	}
+	data, err := clientcmd.Write(*merged)
+	if err != nil {
+		return err
+	}
+	return state.WriteFile(m.Store.Kubeconfig(labName), data)
+}
+
+// Down removes a lab: every process or cluster its provider made, then its state. It works whatever
+// state the lab is in; a lab that does not exist is not an error (nothing to do).
+func (m *Manager) Down(ctx context.Context, labName string) (existed bool, err error) {
+	if _, err := os.Stat(m.Store.Dir(labName)); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	unlock, err := m.Store.Lock(labName)
+	if err != nil {
+		return true, err
+	}
+	defer unlock()
+	rec, loadErr := m.Store.Load(labName)
+	name := scenario.ProviderLocal // the only provider that leaves processes; its Delete works from files alone
+	var s *scenario.Scenario
+	if loadErr == nil {
+		name, s = rec.Provider, rec.Scenario
+	}
+	p, err := m.provider(name, labName, s)
+	if err != nil {
+		return true, err
+	}
+	return true, m.delete(ctx, labName, p)
+}
+
+func (m *Manager) delete(ctx context.Context, labName string, p provider.Provider) error {
+	if err := p.Delete(ctx); err != nil {
+		return err
+	}
+	return m.Store.Remove(labName)
+}
+
+// Status describes a lab.
+type Status struct {
+	Name         string                 `json:"name"`
+	Provider     scenario.ProviderName  `json:"provider"`
+	Phase        state.Phase            `json:"phase"`
+	Model        scenario.Model         `json:"model"`
+	Kubeconfig   string                 `json:"kubeconfig"`
+	Capabilities provider.Capabilities  `json:"capabilities"`
+	Clusters     []provider.ClusterInfo `json:"clusters"`
+}
+
+// Ready reports whether the lab finished `up` and every cluster is Ready.
+func (s *Status) Ready() bool {
+	if s.Phase != state.Ready {
+		return false
+	}
+	for _, c := range s.Clusters {
+		if !c.Ready {
+			return false
+		}
+	}
+	return true
+}
+
+// Status describes a lab from its state and its live clusters.
+func (m *Manager) Status(ctx context.Context, labName string) (*Status, error) {
+	rec, err := m.Store.Load(labName)
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.provider(rec.Provider, labName, rec.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	clusters, err := p.Clusters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Status{
+		Name: labName, Provider: rec.Provider, Phase: rec.Phase, Model: rec.Scenario.Istio.Model,
+		Kubeconfig: m.Store.Kubeconfig(labName), Capabilities: p.Capabilities(), Clusters: clusters,
+	}, nil
+}

@@ -1,0 +1,148 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"mclab.dev/mclab/lab/state"
+)
+
+// Port names: every port a cluster's processes listen on (all on 127.0.0.1), in block order. istiod's
+// six ports are reserved with the cluster so that a lab's port block never changes.
+const (
+	PortEtcdClient  = "etcd-client"
+	PortEtcdPeer    = "etcd-peer"
+	PortAPIServer   = "apiserver"
+	PortKCM         = "kube-controller-manager"
+	PortScheduler   = "kube-scheduler"
+	PortKwok        = "kwok"
+	PortIstiodGRPC  = "istiod-grpc"
+	PortIstiodTLS   = "istiod-grpc-tls"
+	PortIstiodMon   = "istiod-monitoring"
+	PortIstiodHooks = "istiod-webhook"
+	PortIstiodHTTP  = "istiod-http"
+	PortIstiodCtrlz = "istiod-ctrlz"
+	portBlockSize   = 16
+	portRangeStart  = 20000
+	portRangeEnd    = 32000        // below Linux's ephemeral range (32768-60999), so outgoing connections never take them
+	portsFile       = "ports.json" // kept across `up`s so that kubeconfigs stay valid
+)
+
+var portNames = []string{PortEtcdClient, PortEtcdPeer, PortAPIServer, PortKCM, PortScheduler, PortKwok,
+	PortIstiodGRPC, PortIstiodTLS, PortIstiodMon, PortIstiodHooks, PortIstiodHTTP, PortIstiodCtrlz}
+
+// Ports are one cluster's ports by name.
+type Ports map[string]int
+
+// LabPorts are a lab's ports by cluster.
+type LabPorts map[string]Ports
+
+// allocatePorts returns the lab's ports, allocating a block of ports for every cluster that has none.
+// It holds the state root's lock while it reads every lab's reservation, so concurrent `up`s of two labs
+// never take the same block, and it checks that every port of a new block is free on 127.0.0.1.
+func allocatePorts(store state.Store, labDir string, clusters []string) (LabPorts, error) {
+	unlock, err := store.LockRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	own, err := loadPorts(labDir)
+	if err != nil {
+		return nil, err
+	}
+	taken := map[int]bool{}
+	labs, _ := store.List()
+	for _, l := range labs {
+		other, _ := loadPorts(filepath.Join(store.Dir(l), "local"))
+		for _, ps := range other {
+			for _, p := range ps {
+				taken[blockOf(p)] = true
+			}
+		}
+	}
+	changed := false
+	for _, c := range clusters {
+		if len(own[c]) == len(portNames) {
+			continue
+		}
+		base, err := freeBlock(taken)
+		if err != nil {
+			return nil, err
+		}
+		taken[base] = true
+		ps := Ports{}
+		for i, n := range portNames {
+			ps[n] = base + i
+		}
+		own[c] = ps
+		changed = true
+	}
+	if changed {
+		data, _ := json.MarshalIndent(own, "", "  ")
+		if err := state.WriteFile(filepath.Join(labDir, portsFile), data); err != nil {
+			return nil, err
+		}
+	}
+	return own, nil
+}
+
+func blockOf(port int) int { return port - (port-portRangeStart)%portBlockSize }
+
+func freeBlock(taken map[int]bool) (int, error) {
+	for base := portRangeStart; base+portBlockSize <= portRangeEnd; base += portBlockSize {
+		if taken[base] {
+			continue
+		}
+		if blockFree(base) {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no free block of %d ports on 127.0.0.1 between %d and %d; stop other labs (`mclab list`) or free ports", portBlockSize, portRangeStart, portRangeEnd)
+}
+
+func blockFree(base int) bool {
+	for p := base; p < base+len(portNames); p++ {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
+}
+
+func loadPorts(labDir string) (LabPorts, error) {
+	data, err := os.ReadFile(filepath.Join(labDir, portsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return LabPorts{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	lp := LabPorts{}
+	if err := json.Unmarshal(data, &lp); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(labDir, portsFile), err)
+	}
+	return lp, nil
+}
+
+// busyPorts returns the ports of ps that something listens on, sorted.
+func busyPorts(ps Ports) []int {
+	var out []int
+	for _, p := range ps {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			out = append(out, p)
+			continue
+		}
+		l.Close()
+	}
+	sort.Ints(out)
+	return out
+}

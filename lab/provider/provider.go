@@ -1,0 +1,108 @@
+// Package provider is the seam between a lab and the machinery that creates its clusters. Every
+// provider (local processes, kind containers, existing kubeconfig contexts) implements Provider for one
+// lab; what it can and cannot do is in its Capabilities, so callers never branch on a provider's name.
+package provider
+
+import (
+	"context"
+
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mclab.dev/mclab/lab/plan"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// Provider creates, describes and deletes the clusters of one lab.
+type Provider interface {
+	// Name is the provider's name (never auto).
+	Name() scenario.ProviderName
+	// Capabilities says what the provider's clusters can do.
+	Capabilities() Capabilities
+	// Plan returns the steps that create the scenario's clusters, or converge clusters that exist, up to
+	// every cluster's nodes being Ready. Building the plan has no side effects.
+	Plan(s *scenario.Scenario) ([]plan.Step, error)
+	// Delete removes everything the provider made for the lab and succeeds when nothing is left, whatever
+	// state the lab is in (half created, already deleted).
+	Delete(ctx context.Context) error
+	// Kubeconfig returns an admin kubeconfig for a cluster, with one context named after the cluster and
+	// its server as seen from the host, or from inside the lab's other clusters.
+	Kubeconfig(ctx context.Context, cluster string, from Viewpoint) (*clientcmdapi.Config, error)
+	// Clusters describes every cluster: network facts, nodes, and the health of what runs it.
+	Clusters(ctx context.Context) ([]ClusterInfo, error)
+}
+
+// Viewpoint is where a kubeconfig will be used from.
+type Viewpoint string
+
+// Viewpoints.
+const (
+	// FromHost: the machine mclab runs on.
+	FromHost Viewpoint = "host"
+	// FromCluster: a workload (e.g. istiod) in another cluster of the lab.
+	FromCluster Viewpoint = "cluster"
+)
+
+// IstiodRuntime is where istiod runs on a provider.
+type IstiodRuntime string
+
+// Istiod runtimes.
+const (
+	// IstiodInCluster: the chart's Deployment, as in production.
+	IstiodInCluster IstiodRuntime = "in-cluster"
+	// IstiodProcess: a local pilot-discovery process configured as the chart would configure the pod.
+	IstiodProcess IstiodRuntime = "process"
+)
+
+// Capabilities says what a provider's clusters can do, so that installers and suites can adapt and
+// reports can say why a check did not run.
+type Capabilities struct {
+	// CreatesClusters is false when the provider only uses clusters that exist.
+	CreatesClusters bool `json:"createsClusters"`
+	// RunsContainers is true when pods run real containers (sidecars, curl, exec): data-plane checks need it.
+	RunsContainers bool `json:"runsContainers"`
+	// NoContainersReason says why pods run no containers, for skipped checks.
+	NoContainersReason string `json:"noContainersReason,omitempty"`
+	// LoadBalancer says how LoadBalancer Services get addresses: "metallb", "lab-assigned" (the lab writes
+	// the Service status from a per-lab range) or "cluster" (whatever the existing cluster has).
+	LoadBalancer string `json:"loadBalancer"`
+	// Istiod is where istiod runs.
+	Istiod IstiodRuntime `json:"istiod"`
+}
+
+// ClusterInfo describes one cluster of a lab.
+type ClusterInfo struct {
+	// Name is the scenario's cluster name.
+	Name string `json:"name"`
+	// Network, PodSubnet and ServiceSubnet are the cluster's network facts.
+	Network       string `json:"network"`
+	PodSubnet     string `json:"podSubnet"`
+	ServiceSubnet string `json:"serviceSubnet"`
+	// Server is the API server URL from the host.
+	Server string `json:"server"`
+	// Ready is true when the API server answers /readyz and every node is Ready.
+	Ready bool `json:"ready"`
+	// Message says what is wrong when not Ready.
+	Message string `json:"message,omitempty"`
+	// Nodes are the cluster's nodes.
+	Nodes []Node `json:"nodes,omitempty"`
+	// Components are the processes or containers that run the cluster.
+	Components []Component `json:"components,omitempty"`
+}
+
+// Node is one node of a cluster.
+type Node struct {
+	Name     string `json:"name"`
+	Ready    bool   `json:"ready"`
+	PodCIDR  string `json:"podCIDR,omitempty"`
+	Region   string `json:"region,omitempty"`
+	Zone     string `json:"zone,omitempty"`
+	Internal string `json:"internalIP,omitempty"`
+}
+
+// Component is one process or container of a cluster.
+type Component struct {
+	Name    string `json:"name"`
+	Running bool   `json:"running"`
+	PID     int    `json:"pid,omitempty"`
+	Address string `json:"address,omitempty"`
+}

@@ -1,0 +1,90 @@
+package scenario
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Parse decodes a scenario document strictly: unknown and duplicate fields are errors. A JSON array is
+// read as Istio's topology format (ImportIstioTopology) and named after source. The result is
+// defaulted and validated; every error names source.
+func Parse(source string, data []byte) (*Scenario, error) {
+	var s *Scenario
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '[' {
+		imported, err := ImportIstioTopology(nameFromSource(source), data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", source, err)
+		}
+		s = imported
+	} else {
+		s = &Scenario{}
+		if err := yaml.UnmarshalStrict(data, s); err != nil {
+			return nil, fmt.Errorf("%s: %s; check the spelling against `mclab plan --help` and lab/scenario/types.go", source, cleanDecodeError(err))
+		}
+		if s.Name == "" {
+			s.Name = nameFromSource(source)
+		}
+	}
+	s.Default()
+	if err := s.Validate(source); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// cleanDecodeError drops the decoder's layers of prefixes ("error unmarshaling JSON: while decoding
+// JSON: json: ") so the message reads like `unknown field "clusters[0].nmae"`.
+func cleanDecodeError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	return msg
+}
+
+func nameFromSource(source string) string {
+	base := filepath.Base(source)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// Load reads a scenario from a file path, or by name from the built-in scenarios: a composed name such
+// as multi-network-primary-remote (see ParseBuiltinName) or a file in builtins (e.g. istio-ci).
+func Load(ref string, builtins fs.FS) (*Scenario, error) {
+	if looksLikePath(ref) {
+		data, err := os.ReadFile(ref)
+		if err != nil {
+			return nil, fmt.Errorf("reading scenario file: %w", err)
+		}
+		return Parse(ref, data)
+	}
+	if t, m, n, ok := ParseBuiltinName(ref); ok {
+		return Compose(t, m, n)
+	}
+	for _, ext := range []string{".yaml", ".json"} {
+		data, err := fs.ReadFile(builtins, ref+ext)
+		if err == nil {
+			return Parse(ref+ext, data)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("no scenario named %q: give a file path, or one of the built-in scenarios (`mclab list --scenarios`): %s", ref, strings.Join(BuiltinNames(builtins), ", "))
+}
+
+func looksLikePath(ref string) bool {
+	return strings.ContainsRune(ref, os.PathSeparator) || strings.HasSuffix(ref, ".yaml") ||
+		strings.HasSuffix(ref, ".yml") || strings.HasSuffix(ref, ".json")
+}
+
+// Marshal renders a scenario as YAML.
+func Marshal(s *Scenario) ([]byte, error) {
+	return yaml.Marshal(s)
+}

@@ -1,0 +1,165 @@
+// Package scenario defines mclab's declarative lab description: which clusters, on which networks, in
+// which meshes, with which Istio deployment model, on which provider. A Scenario is read from YAML
+// (strictly: unknown fields are errors), from Istio's own topology JSON, or composed from a topology and
+// a model; Default fills in everything left out and Validate rejects what cannot work, naming the field
+// and the fix, before anything is created.
+package scenario
+
+// APIVersion is the version of the scenario format this package reads and writes.
+const APIVersion = "mclab.dev/v1alpha1"
+
+// Kind is the kind of a scenario document.
+const Kind = "Scenario"
+
+// Model is an Istio multi-cluster deployment model.
+type Model string
+
+// The Istio deployment models mclab installs.
+const (
+	// MultiPrimary runs an istiod in every cluster; every primary discovers every other cluster of its mesh.
+	MultiPrimary Model = "multi-primary"
+	// PrimaryRemote runs istiod in the primaries only; remotes are configured and injected by their primary.
+	PrimaryRemote Model = "primary-remote"
+	// Federated runs separate meshes that export chosen services to each other through east-west gateways.
+	Federated Model = "federated"
+)
+
+// Models lists the supported models, in the order they are documented.
+var Models = []Model{MultiPrimary, PrimaryRemote, Federated}
+
+// Topology is the network layout of a composed scenario.
+type Topology string
+
+// The built-in topologies.
+const (
+	// SingleNetwork puts every cluster on one network: pod IPs are reachable across clusters.
+	SingleNetwork Topology = "single-network"
+	// MultiNetwork puts every cluster on its own network: only east-west gateways cross.
+	MultiNetwork Topology = "multi-network"
+)
+
+// Topologies lists the built-in topologies.
+var Topologies = []Topology{SingleNetwork, MultiNetwork}
+
+// Role is the role of a cluster in its mesh.
+type Role string
+
+// Cluster roles.
+const (
+	// Primary clusters run an istiod.
+	Primary Role = "primary"
+	// Remote clusters have no istiod; their primary configures them.
+	Remote Role = "remote"
+)
+
+// ProviderName selects how clusters are created.
+type ProviderName string
+
+// The providers.
+const (
+	// ProviderAuto picks kind when a container runtime answers, local otherwise.
+	ProviderAuto ProviderName = "auto"
+	// ProviderKind creates kind clusters in Docker or Podman.
+	ProviderKind ProviderName = "kind"
+	// ProviderLocal runs real control-plane processes with kwok nodes, without containers.
+	ProviderLocal ProviderName = "local"
+	// ProviderExisting uses clusters from kubeconfig contexts and never creates or deletes them.
+	ProviderExisting ProviderName = "existing"
+)
+
+// Providers lists the provider names a scenario may ask for.
+var Providers = []ProviderName{ProviderAuto, ProviderKind, ProviderLocal, ProviderExisting}
+
+// Scenario describes a lab.
+type Scenario struct {
+	// APIVersion is always APIVersion.
+	APIVersion string `json:"apiVersion"`
+	// Kind is always Kind.
+	Kind string `json:"kind"`
+	// Name is the scenario's name and the default lab name; a DNS-1123 label.
+	Name string `json:"name"`
+	// Description says in a sentence what the scenario is for.
+	Description string `json:"description,omitempty"`
+	// Provider selects and configures the cluster provider.
+	Provider Provider `json:"provider,omitempty"`
+	// Istio selects the deployment model and version.
+	Istio Istio `json:"istio,omitempty"`
+	// Meshes are the meshes clusters belong to; one is created when none is given.
+	Meshes []Mesh `json:"meshes,omitempty"`
+	// Clusters are the lab's clusters, in order; the order decides defaults (networks, subnets, versions).
+	Clusters []Cluster `json:"clusters"`
+}
+
+// Provider selects the provider and holds its options.
+type Provider struct {
+	// Name is auto, kind, local or existing (default auto).
+	Name ProviderName `json:"name,omitempty"`
+	// Local holds options of the local provider.
+	Local *LocalOptions `json:"local,omitempty"`
+	// Kind holds options of the kind provider.
+	Kind *KindOptions `json:"kind,omitempty"`
+	// Existing holds options of the existing-cluster provider.
+	Existing *ExistingOptions `json:"existing,omitempty"`
+}
+
+// LocalOptions configures the local provider.
+type LocalOptions struct {
+	// NodesPerCluster is how many kwok nodes each cluster gets (default 1).
+	NodesPerCluster int `json:"nodesPerCluster,omitempty"`
+	// APIServerGOGC sets GOGC for kube-apiserver; 50 trims about 60 MiB per cluster (default 50, 0 keeps Go's default).
+	APIServerGOGC *int `json:"apiServerGOGC,omitempty"`
+}
+
+// KindOptions configures the kind provider.
+type KindOptions struct {
+	// NodeImage overrides the node image kind's version pins.
+	NodeImage string `json:"nodeImage,omitempty"`
+	// Workers is the number of worker nodes per cluster (default 0).
+	Workers int `json:"workers,omitempty"`
+}
+
+// ExistingOptions maps scenario clusters to kubeconfig contexts.
+type ExistingOptions struct {
+	// Kubeconfig is the kubeconfig file to read (default: $KUBECONFIG or ~/.kube/config).
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Contexts maps a cluster name to a context name (default: the context named like the cluster).
+	Contexts map[string]string `json:"contexts,omitempty"`
+}
+
+// Istio selects what is installed.
+type Istio struct {
+	// Model is multi-primary (default), primary-remote or federated.
+	Model Model `json:"model,omitempty"`
+	// Version is the Istio version to install (default DefaultIstioVersion).
+	Version string `json:"version,omitempty"`
+}
+
+// Mesh is one Istio mesh.
+type Mesh struct {
+	// ID is the mesh ID (global.meshID).
+	ID string `json:"id"`
+	// TrustDomain is the mesh's SPIFFE trust domain (default cluster.local; federated meshes default to <id>.local).
+	TrustDomain string `json:"trustDomain,omitempty"`
+}
+
+// Cluster is one Kubernetes cluster of the lab.
+type Cluster struct {
+	// Name is a DNS-1123 label, unique in the lab; it is also Istio's cluster ID.
+	Name string `json:"name"`
+	// Network is Istio's network name (topology.istio.io/network).
+	Network string `json:"network,omitempty"`
+	// PodSubnet is the pod CIDR; allocated without overlap when empty.
+	PodSubnet string `json:"podSubnet,omitempty"`
+	// ServiceSubnet is the Service CIDR; allocated without overlap when empty.
+	ServiceSubnet string `json:"serviceSubnet,omitempty"`
+	// Region is the nodes' topology.kubernetes.io/region label.
+	Region string `json:"region,omitempty"`
+	// Zone is the nodes' topology.kubernetes.io/zone label.
+	Zone string `json:"zone,omitempty"`
+	// Role is primary (default) or remote.
+	Role Role `json:"role,omitempty"`
+	// Primary names the primary cluster that serves a remote.
+	Primary string `json:"primary,omitempty"`
+	// Mesh is the ID of the mesh the cluster belongs to (default: the first mesh).
+	Mesh string `json:"mesh,omitempty"`
+}

@@ -1,0 +1,12 @@
+// Package scenarios holds mclab's built-in scenario files. Composed scenarios (topology x model x
+// cluster count) are built in code by lab/scenario.Compose; the files here are the ones that are not
+// composed: istio-ci is Istio's own prow/config/topology/multicluster.json, verbatim, read through the
+// topology import.
+package scenarios
+
+import "embed"
+
+// FS holds the built-in scenario files, read by name with lab/scenario.Load.
+//
+//go:embed *.yaml *.json
+var FS embed.FS
