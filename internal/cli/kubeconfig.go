@@ -11,8 +11,8 @@ import (
 func newKubeconfigCommand(g *globals) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "kubeconfig",
-		Short: "Print the path of a lab's kubeconfig (one context per cluster, named <lab>-<cluster>)",
+		Use:     "kubeconfig",
+		Short:   "Print the path of a lab's kubeconfig (one context per cluster, named <lab>-<cluster>)",
 		Example: `  kubectl --kubeconfig $(mclab kubeconfig --name multi-network) --context multi-network-c1 get nodes`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -93,6 +93,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newKubeconfigCommand(g),
 		newListCommand(g),
 		newVersionCommand(g),
+		newToolsCommand(g),
 	)
 	return root
 }

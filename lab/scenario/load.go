@@ -26,7 +26,7 @@ func Parse(source string, data []byte) (*Scenario, error) {
 	} else {
 		s = &Scenario{}
 		if err := yaml.UnmarshalStrict(data, s); err != nil {
-			return nil, fmt.Errorf("%s: %s; check the spelling against `mclab plan --help` and lab/scenario/types.go", source, cleanDecodeError(err))
+			return nil, fmt.Errorf("%s: %s; remove it or fix its spelling (`mclab plan --show-scenario` prints a complete scenario)", source, cleanDecodeError(err))
 		}
 		if s.Name == "" {
 			s.Name = nameFromSource(source)

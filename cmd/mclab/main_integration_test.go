@@ -1,0 +1,181 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"mclab.dev/mclab/lab/labtest"
+)
+
+// buildMclab builds the CLI as users run it.
+func buildMclab(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mclab")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func mclab(t *testing.T, bin, stateDir string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "MCLAB_STATE_DIR="+stateDir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// TestIntegrationCLI drives the user's path: up, kubeconfig, status (text and JSON), list, down.
+func TestIntegrationCLI(t *testing.T) {
+	labtest.SkipIfShort(t)
+	bin := buildMclab(t)
+	stateDir := labtest.StateRoot(t)
+	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
+
+	_, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "auto")
+	if code != 0 {
+		t.Fatalf("up exited %d:\n%s", code, stderr)
+	}
+	for _, want := range []string{"provider auto: chose local because", "✓ Starting control planes of c1, c2", `Lab "multi-network" is ready`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("up's output lacks %q:\n%s", want, stderr)
+		}
+	}
+	kc, _, code := mclab(t, bin, stateDir, "kubeconfig", "--name", "multi-network")
+	if code != 0 {
+		t.Fatalf("kubeconfig exited %d", code)
+	}
+	for _, c := range []string{"c1", "c2"} {
+		cs := labtest.Client(t, strings.TrimSpace(kc), "multi-network-"+c)
+		nodes, err := cs.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 1 {
+			t.Fatalf("%s nodes: %v %v", c, nodes, err)
+		}
+	}
+	out, _, code := mclab(t, bin, stateDir, "status", "--name", "multi-network", "-o", "json")
+	if code != 0 {
+		t.Fatalf("status exited %d: %s", code, out)
+	}
+	var st struct {
+		Phase    string `json:"phase"`
+		Clusters []struct {
+			Name, Network string
+			Ready         bool
+		} `json:"clusters"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if st.Phase != "Ready" || len(st.Clusters) != 2 || !st.Clusters[0].Ready || st.Clusters[1].Network != "network2" {
+		t.Errorf("status: %+v", st)
+	}
+	out, _, _ = mclab(t, bin, stateDir, "status", "--name", "multi-network")
+	if !strings.Contains(out, "kube-apiserver running") || !strings.Contains(out, "provider local runs no containers") {
+		t.Errorf("status text:\n%s", out)
+	}
+	out, _, _ = mclab(t, bin, stateDir, "list")
+	if !strings.Contains(out, "multi-network") || !strings.Contains(out, "Ready") {
+		t.Errorf("list:\n%s", out)
+	}
+	_, stderr, code = mclab(t, bin, stateDir, "down", "--name", "multi-network")
+	if code != 0 || !strings.Contains(stderr, `Deleted lab "multi-network"`) {
+		t.Fatalf("down exited %d: %s", code, stderr)
+	}
+	if pids := labtest.ProcessesUnder(stateDir); len(pids) > 0 {
+		t.Errorf("down left processes: %v", pids)
+	}
+	_, _, code = mclab(t, bin, stateDir, "status", "--name", "multi-network")
+	if code == 0 {
+		t.Error("status of a deleted lab must fail")
+	}
+}
+
+// TestIntegrationInterruptedUp sends SIGINT to `mclab up` while its control planes start and checks
+// that it exits non-zero, says it was interrupted, and leaves no process or state behind.
+func TestIntegrationInterruptedUp(t *testing.T) {
+	labtest.SkipIfShort(t)
+	bin := buildMclab(t)
+	stateDir := labtest.StateRoot(t)
+	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
+	// Make sure the binaries are cached, so the interrupt lands on cluster start-up, not on the build.
+	if _, stderr, code := mclab(t, bin, stateDir, "tools"); code != 0 {
+		t.Fatalf("tools: %s", stderr)
+	}
+
+	cmd := exec.Command(bin, "up", "--topology", "single-network", "--provider", "local", "--name", "interrupted")
+	cmd.Env = append(os.Environ(), "MCLAB_STATE_DIR="+stateDir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var output strings.Builder
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() {
+		output.WriteString(lines.Text() + "\n")
+		if strings.Contains(lines.Text(), "Starting control planes") {
+			break
+		}
+	}
+	// Wait until processes of the lab run, then interrupt.
+	labDir := filepath.Join(stateDir, "labs", "interrupted")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(labtest.LabPIDs(t, labDir)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	pids := labtest.LabPIDs(t, labDir)
+	if len(pids) < 2 {
+		t.Fatalf("no lab processes started:\n%s", output.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		output.WriteString(lines.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("interrupted up should exit non-zero, got %v\n%s", err, output.String())
+	}
+	if !strings.Contains(output.String(), "interrupted") || !strings.Contains(output.String(), "nothing was left behind") {
+		t.Errorf("output should say it was interrupted and cleaned up:\n%s", output.String())
+	}
+	for f, pid := range pids {
+		if labtest.Alive(pid) {
+			t.Errorf("process %d (%s) survived the interrupt", pid, f)
+		}
+	}
+	if left := labtest.ProcessesUnder(stateDir); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+	if _, err := os.Stat(labDir); !os.IsNotExist(err) {
+		t.Errorf("interrupted up left %s", labDir)
+	}
+}

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), Streams{In: strings.NewReader(""), Out: &out, Err: &errOut}, args)
+	return out.String(), errOut.String(), code
+}
+
+// TestPlanGolden pins what `mclab plan` prints for the built-in scenarios on the local provider.
+func TestPlanGolden(t *testing.T) {
+	state := t.TempDir()
+	for _, sc := range []string{"multi-network", "single-network-primary-remote", "istio-ci", "multi-network-federated-3"} {
+		t.Run(sc, func(t *testing.T) {
+			out, errOut, code := run(t, "plan", "--state-dir", state, "--scenario", sc, "--provider", "local", "--show-scenario")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			got := strings.ReplaceAll(out, state, "$STATE")
+			golden := filepath.Join("testdata", "plan-"+sc+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/cli -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("plan differs from %s (run with -update if intended):\n%s", golden, got)
+			}
+			if entries, _ := os.ReadDir(state); len(entries) != 0 {
+				t.Errorf("plan must not write state, found %v", entries)
+			}
+		})
+	}
+}
+
+func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
+	state := t.TempDir()
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nclusters:\n- {name: a, podSubnet: 10.1.0.0/16}\n- {name: b, podSubnet: 10.1.0.0/16}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"up", "--scenario", bad}, []string{"bad.yaml", "clusters[1].podSubnet", "overlaps"}},
+		{[]string{"up", "--scenario", "multi-network", "--model", "federated"}, []string{"--scenario and [--model] choose a scenario two ways"}},
+		{[]string{"up", "--topology", "ring"}, []string{`topology "ring" is not supported`}},
+		{[]string{"up", "--model", "federated", "--clusters", "1"}, []string{"clusters 1 is out of range"}},
+		{[]string{"up", "--provider", "minikube"}, []string{`--provider "minikube" is not supported`}},
+		{[]string{"up", "--provider", "kind"}, []string{"provider kind is not built yet", "--provider local"}},
+		{[]string{"up", "--name", "Bad_Name"}, []string{`lab name "Bad_Name"`, "choose another --name"}},
+		{[]string{"up", "--scenario", "no-such-scenario"}, []string{`no scenario named "no-such-scenario"`, "istio-ci"}},
+	}
+	for _, tc := range cases {
+		_, errOut, code := run(t, append(tc.args, "--state-dir", state)...)
+		if code == 0 {
+			t.Errorf("%v: exit 0", tc.args)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tc.args, w, errOut)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "labs")); len(entries) != 0 {
+		t.Errorf("rejected ups created labs: %v", entries)
+	}
+}
+
+func TestDownAndStatusOfMissingLab(t *testing.T) {
+	state := t.TempDir()
+	_, errOut, code := run(t, "down", "--name", "ghost", "--state-dir", state)
+	if code != 0 || !strings.Contains(errOut, "nothing to delete") {
+		t.Errorf("down of a missing lab: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = run(t, "status", "--name", "ghost", "--state-dir", state)
+	if code == 0 || !strings.Contains(errOut, "mclab list") {
+		t.Errorf("status of a missing lab: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = run(t, "down", "--state-dir", state)
+	if code == 0 || !strings.Contains(errOut, "--name LAB or --all") {
+		t.Errorf("down without a lab: exit %d, %s", code, errOut)
+	}
+}
+
+func TestVersionAndListScenarios(t *testing.T) {
+	out, _, code := run(t, "version")
+	if code != 0 || !strings.Contains(out, "kubernetes v1.37.2") {
+		t.Errorf("version: %s", out)
+	}
+	out, _, code = run(t, "list", "--scenarios")
+	if code != 0 || !strings.Contains(out, "istio-ci") || !strings.Contains(out, "multi-network-federated") {
+		t.Errorf("list --scenarios: %s", out)
+	}
+}

@@ -1,0 +1,199 @@
+package scenario
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestParseRejects covers every kind of invalid scenario: each must be rejected before anything is
+// created, with a message that names the file, the field and the fix.
+func TestParseRejects(t *testing.T) {
+	head := "apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nname: lab\n"
+	cases := []struct {
+		name string
+		doc  string
+		want []string // substrings of the error, all required
+	}{
+		{
+			name: "overlapping pod subnets",
+			doc:  head + "clusters:\n- {name: a, podSubnet: 10.10.0.0/16}\n- {name: b, podSubnet: 10.10.128.0/17}\n",
+			want: []string{"bad.yaml", "clusters[1].podSubnet", "overlaps clusters[0].podSubnet", "omit it to have one allocated"},
+		},
+		{
+			name: "pod subnet overlapping a service subnet",
+			doc:  head + "clusters:\n- {name: a, serviceSubnet: 10.20.0.0/24}\n- {name: b, podSubnet: 10.20.0.0/16}\n",
+			want: []string{"clusters[1].podSubnet", "overlaps clusters[0].serviceSubnet"},
+		},
+		{
+			name: "subnet that is not a CIDR",
+			doc:  head + "clusters:\n- {name: a, podSubnet: 10.10.0.0}\n",
+			want: []string{"clusters[0].podSubnet", "not a CIDR", "10.10.0.0/16"},
+		},
+		{
+			name: "subnet with host bits",
+			doc:  head + "clusters:\n- {name: a, podSubnet: 10.10.3.0/16}\n",
+			want: []string{"clusters[0].podSubnet", "did you mean 10.10.0.0/16"},
+		},
+		{
+			name: "duplicate cluster names",
+			doc:  head + "clusters:\n- {name: a}\n- {name: a}\n",
+			want: []string{"clusters[1].name", "Duplicate", "also clusters[0].name", "rename"},
+		},
+		{
+			name: "cluster name not a DNS-1123 label",
+			doc:  head + "clusters:\n- {name: Cluster_1}\n",
+			want: []string{"clusters[0].name", "Cluster_1", "e.g. \"cluster-1\""},
+		},
+		{
+			name: "lab name not a DNS-1123 label",
+			doc:  "apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nname: My.Lab\nclusters:\n- {name: a}\n",
+			want: []string{"name: Invalid value: \"My.Lab\"", "my-lab"},
+		},
+		{
+			name: "remote without a primary",
+			doc:  head + "istio: {model: primary-remote}\nclusters:\n- {name: a}\n- {name: b, role: remote}\n",
+			want: []string{"clusters[1].primary", "Required", "set primary to one of a"},
+		},
+		{
+			name: "remote whose primary does not exist",
+			doc:  head + "istio: {model: primary-remote}\nclusters:\n- {name: a}\n- {name: b, role: remote, primary: z}\n",
+			want: []string{"clusters[1].primary", "no cluster has this name", "one of a"},
+		},
+		{
+			name: "remote whose primary is in another mesh",
+			doc: head + "istio: {model: primary-remote}\nmeshes: [{id: m1}, {id: m2}]\n" +
+				"clusters:\n- {name: a, mesh: m1}\n- {name: c, mesh: m2}\n- {name: b, role: remote, primary: a, mesh: m2}\n",
+			want: []string{"clusters[2].primary", `in mesh "m1" but this cluster is in mesh "m2"`, "choose a primary of the same mesh (c)"},
+		},
+		{
+			name: "remote whose primary is a remote",
+			doc:  head + "istio: {model: primary-remote}\nclusters:\n- {name: a}\n- {name: b, role: remote, primary: a}\n- {name: c, role: remote, primary: b}\n",
+			want: []string{"clusters[2].primary", "that cluster is a remote"},
+		},
+		{
+			name: "unknown model",
+			doc:  head + "istio: {model: multi-master}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.model", `"multi-master"`, "supported values", "multi-primary", "primary-remote", "federated"},
+		},
+		{
+			name: "unknown provider",
+			doc:  head + "provider: {name: minikube}\nclusters:\n- {name: a}\n",
+			want: []string{"provider.name", `"minikube"`, "supported values", "auto", "kind", "local", "existing"},
+		},
+		{
+			name: "unknown role",
+			doc:  head + "clusters:\n- {name: a, role: config}\n",
+			want: []string{"clusters[0].role", "supported values", "primary", "remote"},
+		},
+		{
+			name: "federated with one mesh",
+			doc:  head + "istio: {model: federated}\nclusters:\n- {name: a}\n- {name: b}\n",
+			want: []string{"istio.model", "federated needs at least two meshes", "add a second mesh"},
+		},
+		{
+			name: "federated with a second mesh that has no cluster",
+			doc:  head + "istio: {model: federated}\nmeshes: [{id: m1}, {id: m2}]\nclusters:\n- {name: a}\n- {name: b}\n",
+			want: []string{"istio.model", "federated needs at least two meshes", "meshes[m2]", "no primary cluster"},
+		},
+		{
+			name: "primary-remote without a primary",
+			doc:  head + "istio: {model: primary-remote}\nclusters:\n- {name: a, role: remote, primary: b}\n- {name: b, role: remote, primary: a}\n",
+			want: []string{"istio.model", "primary-remote needs at least one cluster with role: primary"},
+		},
+		{
+			name: "remote in a multi-primary scenario",
+			doc:  head + "clusters:\n- {name: a}\n- {name: b, role: remote, primary: a}\n",
+			want: []string{"clusters[1].role", "model multi-primary has no remotes", "set istio.model: primary-remote"},
+		},
+		{
+			name: "primary with a primary",
+			doc:  head + "clusters:\n- {name: a}\n- {name: b, primary: a}\n",
+			want: []string{"clusters[1].primary", "only a remote has a primary"},
+		},
+		{
+			name: "cluster in an unknown mesh",
+			doc:  head + "clusters:\n- {name: a, mesh: nope}\n",
+			want: []string{"clusters[0].mesh", "no mesh has this id", "mesh1"},
+		},
+		{
+			name: "duplicate mesh ids",
+			doc:  head + "meshes: [{id: m1}, {id: m1}]\nclusters:\n- {name: a, mesh: m1}\n",
+			want: []string{"meshes[1].id", "Duplicate"},
+		},
+		{
+			name: "no clusters",
+			doc:  head + "clusters: []\n",
+			want: []string{"clusters: Required", "add at least one cluster"},
+		},
+		{
+			name: "unknown top-level field (strict decoding)",
+			doc:  head + "clusterz:\n- {name: a}\n",
+			want: []string{"bad.yaml", `unknown field "clusterz"`, "remove it or fix its spelling"},
+		},
+		{
+			name: "unknown nested field (strict decoding)",
+			doc:  head + "clusters:\n- {name: a, podCIDR: 10.1.0.0/16}\n",
+			want: []string{`unknown field "podCIDR"`, "remove it or fix its spelling"},
+		},
+		{
+			name: "duplicate field (strict decoding)",
+			doc:  head + "name: again\nclusters:\n- {name: a}\n",
+			want: []string{"bad.yaml", `"name" already set`},
+		},
+		{
+			name: "wrong apiVersion",
+			doc:  "apiVersion: mclab.dev/v2\nkind: Scenario\nname: lab\nclusters:\n- {name: a}\n",
+			want: []string{"apiVersion", "set apiVersion: mclab.dev/v1alpha1"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tc.doc))
+			if err == nil {
+				t.Fatalf("Parse accepted an invalid scenario:\n%s", tc.doc)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseAcceptsAndDefaults(t *testing.T) {
+	s, err := Parse("ok.yaml", []byte("apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nclusters:\n- {name: a, podSubnet: 10.10.0.0/16}\n- {name: b}\n- {name: c, serviceSubnet: 10.255.20.0/24}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "ok" {
+		t.Errorf("name defaults to the file's base name: got %q", s.Name)
+	}
+	if s.Provider.Name != ProviderAuto || s.Istio.Model != MultiPrimary || s.Istio.Version != DefaultIstioVersion {
+		t.Errorf("defaults: provider %q model %q version %q", s.Provider.Name, s.Istio.Model, s.Istio.Version)
+	}
+	want := []struct{ pod, svc string }{
+		{"10.10.0.0/16", "10.255.10.0/24"},
+		{"10.20.0.0/16", "10.255.30.0/24"}, // 10.255.20.0/24 is taken by c
+		{"10.30.0.0/16", "10.255.20.0/24"},
+	}
+	for i, w := range want {
+		c := s.Clusters[i]
+		if c.PodSubnet != w.pod || c.ServiceSubnet != w.svc {
+			t.Errorf("cluster %s: got pods %s services %s, want %s %s", c.Name, c.PodSubnet, c.ServiceSubnet, w.pod, w.svc)
+		}
+		if c.Role != Primary || c.Mesh != "mesh1" || c.Network != "network1" || c.Region == "" || c.Zone == "" {
+			t.Errorf("cluster %s defaults: %+v", c.Name, c)
+		}
+	}
+}
+
+func TestAllocationNeverOverlaps(t *testing.T) {
+	s, err := Compose(MultiNetwork, MultiPrimary, MaxClusters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate("x"); err != nil {
+		t.Fatalf("%d composed clusters overlap: %v", MaxClusters, err)
+	}
+}
