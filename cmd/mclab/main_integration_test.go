@@ -60,7 +60,7 @@ func TestIntegrationCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("up exited %d:\n%s", code, stderr)
 	}
-	for _, want := range []string{"provider auto: chose local because", "✓ Starting control planes of c1, c2", `Lab "multi-network" is ready`} {
+	for _, want := range []string{"provider auto: chose local because", "✓ Starting clusters c1, c2", `Lab "multi-network" is ready`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("up's output lacks %q:\n%s", want, stderr)
 		}
@@ -139,7 +139,7 @@ func TestIntegrationInterruptedUp(t *testing.T) {
 	lines := bufio.NewScanner(stderr)
 	for lines.Scan() {
 		output.WriteString(lines.Text() + "\n")
-		if strings.Contains(lines.Text(), "Starting control planes") {
+		if strings.Contains(lines.Text(), "Starting clusters") {
 			break
 		}
 	}

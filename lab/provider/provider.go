@@ -106,3 +106,41 @@ type Component struct {
 	PID     int    `json:"pid,omitempty"`
 	Address string `json:"address,omitempty"`
 }
+
+// IstiodProcesses is implemented by providers whose Capabilities.Istiod is IstiodProcess: they run
+// istiod (pilot-discovery) as a local process per primary, configured as the chart's Deployment would
+// configure the pod.
+type IstiodProcesses interface {
+	// IstiodEndpoint is where the istiod serving cluster runs (known before it starts).
+	IstiodEndpoint(cluster string) (IstiodEndpoint, error)
+	// StartIstiod starts, or keeps running, istiod for a primary cluster and waits for /ready.
+	StartIstiod(ctx context.Context, cluster string, spec IstiodSpec) error
+}
+
+// IstiodEndpoint is how to reach one istiod.
+type IstiodEndpoint struct {
+	// XDS is the plaintext xDS address (15010 in a pod).
+	XDS string `json:"xds"`
+	// XDSTLS is the TLS xDS and CA address (15012).
+	XDSTLS string `json:"xdsTLS"`
+	// Webhook is the injection and validation webhook address (15017), as host:port whose host is one
+	// of istiod's certificate names.
+	Webhook string `json:"webhook"`
+	// Monitoring is the metrics address (15014).
+	Monitoring string `json:"monitoring"`
+	// Debug is the HTTP debug address (8080): /ready, /debug/clusterz, /debug/networkz, ...
+	Debug string `json:"debug"`
+}
+
+// IstiodSpec is what a process runtime needs to run istiod as its chart would.
+type IstiodSpec struct {
+	// Env is the container's environment, with pod field references resolved.
+	Env []string
+	// Files are written relative to istiod's working directory, where its defaults resolve
+	// (./etc/istio/config/mesh, ./var/lib/istio/inject/config, ...).
+	Files map[string][]byte
+	// Args are extra pilot-discovery arguments; listen addresses and the kubeconfig are the runtime's.
+	Args []string
+	// CACertsDir holds the plugged-in CA (ROOT_CA_DIR).
+	CACertsDir string
+}

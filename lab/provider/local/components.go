@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"mclab.dev/mclab/lab/scenario"
 )
@@ -79,6 +80,8 @@ func args(name string, c scenario.Cluster, l clusterLayout, ps Ports, opts scena
 			"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
 			"--initial-cluster=" + c.Name + "=" + peerURL,
 			"--quota-backend-bytes=1073741824", "--log-level=warn",
+			// A lab's etcd is disposable: skip fsync, as Istio's CI puts kind's etcd in tmpfs.
+			"--unsafe-no-fsync",
 		}
 	case "kube-apiserver":
 		return []string{
@@ -104,6 +107,7 @@ func args(name string, c scenario.Cluster, l clusterLayout, ps Ports, opts scena
 			"--node-cidr-mask-size=" + strconv.Itoa(nodeCIDRMaskSize(c.PodSubnet, nodesPerCluster(opts))),
 			"--service-cluster-ip-range=" + c.ServiceSubnet, "--cluster-name=" + c.Name,
 			"--leader-elect=false",
+			"--controllers=" + strings.Join(kcmControllers, ","),
 			// Without it KCM creates /usr/libexec/kubernetes/... on the host (recipe gotcha 3).
 			"--flex-volume-plugin-dir=" + l.flexVolume(),
 			"--v=1",
@@ -123,6 +127,20 @@ func args(name string, c scenario.Cluster, l clusterLayout, ps Ports, opts scena
 		}
 	}
 	panic(fmt.Sprintf("unknown component %q", name))
+}
+
+// kcmControllers are KCM's defaults without the controllers a lab has no use for (volumes, quotas,
+// autoscaling, certificate signing, cron jobs, DRA): they cost CPU at start and nothing else.
+var kcmControllers = []string{"*",
+	"-persistentvolume-attach-detach-controller", "-persistentvolume-binder-controller", "-persistentvolume-expander-controller",
+	"-persistentvolume-protection-controller", "-persistentvolumeclaim-protection-controller", "-ephemeral-volume-controller",
+	"-volumeattributesclass-protection-controller", "-horizontal-pod-autoscaler-controller", "-resourcequota-controller",
+	"-certificatesigningrequest-approving-controller", "-certificatesigningrequest-cleaner-controller",
+	"-certificatesigningrequest-signing-controller", "-cronjob-controller", "-ttl-after-finished-controller",
+	"-storage-version-migrator-controller", "-storageversion-garbage-collector-controller", "-resourceclaim-controller",
+	"-device-taint-eviction-controller", "-resourcepoolstatusrequest-controller", "-validatingadmissionpolicy-status-controller",
+	"-kube-apiserver-serving-clustertrustbundle-publisher-controller", "-podcertificaterequest-cleaner-controller",
+	"-legacy-serviceaccount-token-cleaner-controller",
 }
 
 // env returns a component's environment: nothing from the user's shell but PATH, and HOME set to the

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,9 +63,10 @@ func client(l clusterLayout, timeout time.Duration) (*kubernetes.Clientset, erro
 	return kubernetes.NewForConfig(cfg)
 }
 
-// waitAPIServer polls /readyz until it answers ok, failing early with the log's tail when the process
-// exits.
-func waitAPIServer(ctx context.Context, l clusterLayout, rec *procRecord, cluster string) error {
+// waitAPIServer polls /readyz until it answers ok (or, with servingOnly, until it answers at all: the
+// server is serving while its post-start hooks still run), failing early with the log's tail when the
+// process exits.
+func waitAPIServer(ctx context.Context, l clusterLayout, rec *procRecord, cluster string, servingOnly bool) error {
 	cs, err := client(l, 2*time.Second)
 	if err != nil {
 		return err
@@ -82,6 +82,9 @@ func waitAPIServer(ctx context.Context, l clusterLayout, rec *procRecord, cluste
 		if err == nil && strings.TrimSpace(string(body)) == "ok" {
 			return nil
 		}
+		if servingOnly && apierrors.ReasonForError(err) != metav1.StatusReasonUnknown {
+			return nil // an HTTP answer, not a connection error
+		}
 		last = err
 		select {
 		case <-ctx.Done():
@@ -89,7 +92,7 @@ func waitAPIServer(ctx context.Context, l clusterLayout, rec *procRecord, cluste
 				return fmt.Errorf("kube-apiserver of %s not ready after %s (last error: %v); see %s", cluster, apiserverTimeout, last, rec.Log)
 			}
 			return context.Cause(ctx)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -117,15 +120,6 @@ func kwokNode(name string, c scenario.Cluster) *corev1.Node {
 			},
 		},
 	}
-}
-
-// nodesAll registers every cluster's nodes and waits until they are Ready with a pod CIDR.
-func (p *Provider) nodesAll(ctx context.Context, s *scenario.Scenario) error {
-	g, gctx := errgroup.WithContext(ctx)
-	for _, c := range s.Clusters {
-		g.Go(func() error { return p.nodes(gctx, c, nodesPerCluster(localOptions(s))) })
-	}
-	return g.Wait()
 }
 
 func (p *Provider) nodes(ctx context.Context, c scenario.Cluster, n int) error {
@@ -167,7 +161,7 @@ func (p *Provider) nodes(ctx context.Context, c scenario.Cluster, n int) error {
 					strings.Join(pending, ", "), c.Name, nodeTimeout, err, l.log("kwok"), l.log("kube-controller-manager"))
 			}
 			return context.Cause(ctx)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -136,14 +136,9 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 			Run: func(ctx context.Context) error { return p.prepare(s) },
 		},
 		{
-			Title:   "Starting control planes of " + strings.Join(names, ", ") + " (in parallel)",
-			Details: cpDetails,
+			Title:   "Starting clusters " + strings.Join(names, ", ") + " (in parallel)",
+			Details: append(cpDetails, nodeDetails...),
 			Run:     func(ctx context.Context) error { return p.startAll(ctx, s) },
-		},
-		{
-			Title:   "Registering kwok nodes and waiting for Ready",
-			Details: nodeDetails,
-			Run:     func(ctx context.Context) error { return p.nodesAll(ctx, s) },
 		},
 	}, nil
 }
@@ -201,7 +196,8 @@ func (p *Provider) prepare(s *scenario.Scenario) error {
 	return nil
 }
 
-// startAll starts every cluster's control plane in parallel.
+// startAll brings every cluster up in parallel, each as a pipeline: control plane, then its kwok nodes,
+// then the wait for them to be Ready, so a fast cluster never waits for a slow one.
 func (p *Provider) startAll(ctx context.Context, s *scenario.Scenario) error {
 	ports, err := loadPorts(p.dir)
 	if err != nil {
@@ -209,9 +205,26 @@ func (p *Provider) startAll(ctx context.Context, s *scenario.Scenario) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range s.Clusters {
-		g.Go(func() error { return p.startCluster(gctx, c, ports[c.Name], localOptions(s)) })
+		g.Go(func() error {
+			if err := p.startCluster(gctx, c, ports[c.Name], localOptions(s)); err != nil {
+				return err
+			}
+			return p.nodes(gctx, c, nodesPerCluster(localOptions(s)))
+		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// A controller that died after the nodes came up (bad flag, crash) is caught here, not later.
+	for _, c := range s.Clusters {
+		l := p.layout(c.Name)
+		for _, comp := range components {
+			if rec, _ := loadRecord(l.proc(comp.name)); !rec.alive() {
+				return exitedError(comp.name, c.Name, l.log(comp.name))
+			}
+		}
+	}
+	return nil
 }
 
 const (
@@ -242,20 +255,19 @@ func (p *Provider) startCluster(ctx context.Context, c scenario.Cluster, ps Port
 			rec = r
 		}
 		if comp.name == "kube-apiserver" {
-			if err := waitAPIServer(ctx, l, rec, c.Name); err != nil {
+			// Controllers start as soon as the API server serves, and initialize while its post-start
+			// hooks run; the nodes wait until it is ready.
+			if err := waitAPIServer(ctx, l, rec, c.Name, true); err != nil {
 				return err
 			}
 		}
 	}
-	// A controller that dies at once (bad flag, bad config) is caught here, not later as a mystery.
-	time.Sleep(300 * time.Millisecond)
-	for _, comp := range components {
-		rec, _ := loadRecord(l.proc(comp.name))
-		if !rec.alive() {
-			return exitedError(comp.name, c.Name, l.log(comp.name))
-		}
-	}
-	return nil
+	return waitAPIServer(ctx, l, record(l, "kube-apiserver"), c.Name, false)
+}
+
+func record(l clusterLayout, name string) *procRecord {
+	r, _ := loadRecord(l.proc(name))
+	return r
 }
 
 func componentPort(name string) string {

@@ -1,0 +1,125 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/state"
+)
+
+var _ provider.IstiodProcesses = (*Provider)(nil)
+
+// IstiodEndpoint implements provider.IstiodProcesses. Every address is on loopback; the webhook host is
+// "localhost", which istiod puts in its serving certificate when ISTIOD_CUSTOM_HOST=localhost.
+func (p *Provider) IstiodEndpoint(cluster string) (provider.IstiodEndpoint, error) {
+	ports, err := loadPorts(p.dir)
+	if err != nil {
+		return provider.IstiodEndpoint{}, err
+	}
+	ps, ok := ports[cluster]
+	if !ok {
+		return provider.IstiodEndpoint{}, fmt.Errorf("cluster %s has no ports allocated; run `mclab up`", cluster)
+	}
+	at := func(name string) string { return "127.0.0.1:" + strconv.Itoa(ps[name]) }
+	return provider.IstiodEndpoint{
+		XDS:        at(PortIstiodGRPC),
+		XDSTLS:     at(PortIstiodTLS),
+		Webhook:    "localhost:" + strconv.Itoa(ps[PortIstiodHooks]),
+		Monitoring: at(PortIstiodMon),
+		Debug:      at(PortIstiodHTTP),
+	}, nil
+}
+
+// istiodTimeout bounds the wait for /ready.
+const istiodTimeout = 60 * time.Second
+
+// StartIstiod implements provider.IstiodProcesses: it writes the spec's files under the cluster's
+// istiod directory (istiod resolves its defaults against its working directory: recipe gotcha 3),
+// starts pilot-discovery there unless it already runs, and waits for /ready.
+func (p *Provider) StartIstiod(ctx context.Context, cluster string, spec provider.IstiodSpec) error {
+	l := p.layout(cluster)
+	dir := filepath.Join(l.dir, "istiod")
+	for rel, data := range spec.Files {
+		if err := state.WriteFile(filepath.Join(dir, rel), data); err != nil {
+			return err
+		}
+	}
+	ports, err := loadPorts(p.dir)
+	if err != nil {
+		return err
+	}
+	ps := ports[cluster]
+	ep, err := p.IstiodEndpoint(cluster)
+	if err != nil {
+		return err
+	}
+	rec, _ := loadRecord(l.proc("istiod"))
+	if !rec.alive() {
+		if busy := busyPorts(Ports{"istiod": ps[PortIstiodGRPC], "http": ps[PortIstiodHTTP], "hooks": ps[PortIstiodHooks]}); len(busy) > 0 {
+			return fmt.Errorf("istiod of %s cannot start: ports %v on 127.0.0.1 are taken by another program", cluster, busy)
+		}
+		env := append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + filepath.Join(l.dir, "tmp"), "GOMAXPROCS=2"}, spec.Env...)
+		env = append(env, "ROOT_CA_DIR="+spec.CACertsDir, "KUBECONFIG="+l.kubeconfig())
+		args := append([]string{
+			"discovery",
+			"--kubeconfig=" + l.kubeconfig(),
+			"--meshConfig=" + filepath.Join(dir, "etc/istio/config/mesh"),
+			"--networksConfig=" + filepath.Join(dir, "etc/istio/config/meshNetworks"),
+			"--grpcAddr=" + ep.XDS, "--secureGRPCAddr=" + ep.XDSTLS,
+			"--monitoringAddr=" + ep.Monitoring, "--httpsAddr=127.0.0.1:" + strconv.Itoa(ps[PortIstiodHooks]),
+			"--httpAddr=" + ep.Debug, "--ctrlz_port=" + strconv.Itoa(ps[PortIstiodCtrlz]), "--ctrlz_address=127.0.0.1",
+			"--shutdownDuration=1s",
+		}, spec.Args...)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		r, err := startProcess("istiod", p.bins.Path("pilot-discovery"), args, env, dir, l.log("istiod"), l.proc("istiod"))
+		if err != nil {
+			return fmt.Errorf("istiod of %s: %w", cluster, err)
+		}
+		rec = r
+	}
+	return waitHTTP(ctx, "http://"+ep.Debug+"/ready", istiodTimeout, func() error {
+		if !rec.alive() {
+			return exitedError("istiod", cluster, rec.Log)
+		}
+		return nil
+	})
+}
+
+// waitHTTP polls url until it answers 200, checking alive between tries.
+func waitHTTP(ctx context.Context, url string, timeout time.Duration, alive func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		if err := alive(); err != nil {
+			return err
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("%s not ready after %s: %v", url, timeout, last)
+			}
+			return context.Cause(ctx)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
