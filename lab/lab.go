@@ -17,6 +17,7 @@ import (
 
 	"mclab.dev/mclab/lab/binaries"
 	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/provider/local"
@@ -36,6 +37,8 @@ type Manager struct {
 	Runner exec.Runner
 	// Retain keeps what a failed `up` made, for debugging, instead of removing it.
 	Retain bool
+	// SkipIstio makes clusters only, without installing Istio.
+	SkipIstio bool
 }
 
 // ErrNotBuilt is returned for a provider that mclab does not implement yet.
@@ -54,6 +57,10 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 	steps, err := p.Plan(s)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !m.SkipIstio {
+		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
+		steps = append(steps, in.Steps()...)
 	}
 	steps = append(steps, plan.Step{
 		Title:   "Writing the lab's kubeconfig",

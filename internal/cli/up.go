@@ -6,7 +6,8 @@ import (
 
 type upOptions struct {
 	scenarioFlags
-	retain bool
+	retain    bool
+	skipIstio bool
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -30,10 +31,12 @@ A failed or interrupted up of a new lab removes everything it made (--retain kee
 			if err != nil {
 				return err
 			}
+			m.SkipIstio = o.skipIstio
 			return m.Up(cmd.Context(), s, name)
 		},
 	}
 	o.add(cmd)
 	cmd.Flags().BoolVar(&o.retain, "retain", false, "keep what a failed up made, for debugging")
+	cmd.Flags().BoolVar(&o.skipIstio, "skip-istio", false, "create the clusters only, without installing Istio")
 	return cmd
 }

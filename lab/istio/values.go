@@ -110,12 +110,18 @@ func IstiodValues(t Topology, c scenario.Cluster, webhookHost string, rootPEM []
 	if webhookHost != "" {
 		remote["injectionURL"] = "https://" + webhookHost + InjectionPath(c)
 		remote["injectionCABundle"] = base64.StdEncoding.EncodeToString(rootPEM)
-		values["base"] = map[string]any{"validationURL": "https://" + webhookHost + "/validate", "validationCABundle": base64.StdEncoding.EncodeToString(rootPEM)}
+		values["base"] = ValidationWebhookValues(webhookHost, rootPEM)
 	}
 	if len(remote) > 0 {
 		values["istiodRemote"] = remote
 	}
 	return values
+}
+
+// ValidationWebhookValues point the config validation webhooks of the base and istiod charts at an
+// istiod reached by URL (a local process), with the mesh root as CA bundle.
+func ValidationWebhookValues(webhookHost string, rootPEM []byte) map[string]any {
+	return map[string]any{"validationURL": "https://" + webhookHost + "/validate", "validationCABundle": base64.StdEncoding.EncodeToString(rootPEM)}
 }
 
 // EastWestGatewayValues are the gateway chart's values for cluster c's east-west gateway: what

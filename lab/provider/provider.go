@@ -144,3 +144,11 @@ type IstiodSpec struct {
 	// CACertsDir holds the plugged-in CA (ROOT_CA_DIR).
 	CACertsDir string
 }
+
+// LoadBalancerAssigner is implemented by providers whose Capabilities.LoadBalancer is "lab-assigned":
+// no load-balancer controller runs, so the lab writes the address into the Service's status itself, as
+// a controller would. Addresses come from a per-lab range and are stable for the lab's life.
+type LoadBalancerAssigner interface {
+	// LoadBalancerAddress is the address of cluster's east-west gateway.
+	LoadBalancerAddress(cluster string) (string, error)
+}

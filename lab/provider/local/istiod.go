@@ -123,3 +123,23 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration, alive func
 		}
 	}
 }
+
+var _ provider.LoadBalancerAssigner = (*Provider)(nil)
+
+// LoadBalancerAddress implements provider.LoadBalancerAssigner: an address in 198.18.0.0/15 (the
+// benchmarking range, never routed) derived from the cluster's port block, so it is unique across the
+// labs of a host and stable for the lab's life. No traffic is ever sent to it: the local provider runs
+// no data plane.
+func (p *Provider) LoadBalancerAddress(cluster string) (string, error) {
+	ports, err := loadPorts(p.dir)
+	if err != nil {
+		return "", err
+	}
+	ps, ok := ports[cluster]
+	if !ok {
+		return "", fmt.Errorf("cluster %s has no ports allocated", cluster)
+	}
+	idx := (ps[PortEtcdClient] - portRangeStart) / portBlockSize
+	n := uint32(idx)*4 + 1
+	return fmt.Sprintf("198.%d.%d.%d", 18+(n>>16), (n>>8)&0xff, n&0xff), nil
+}

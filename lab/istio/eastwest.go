@@ -1,0 +1,125 @@
+package istio
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"mclab.dev/mclab/fixtures"
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// gatewayAddress is the address cluster's east-west gateway has or will have: the provider's, where the
+// lab assigns addresses, else the Service's status.
+func (in *Installer) gatewayAddress(cluster string) (string, error) {
+	if lb, ok := in.Provider.(provider.LoadBalancerAssigner); ok && in.Provider.Capabilities().LoadBalancer == "lab-assigned" {
+		return lb.LoadBalancerAddress(cluster)
+	}
+	kc, err := in.client(context.Background(), cluster)
+	if err != nil {
+		return "", err
+	}
+	svc, err := kc.Kube.CoreV1().Services(IstioNamespace).Get(context.Background(), EastWestGatewayName, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IP != "" {
+			return ing.IP, nil
+		}
+		if ing.Hostname != "" {
+			return ing.Hostname, nil
+		}
+	}
+	return "", fmt.Errorf("%s's east-west gateway has no address yet", cluster)
+}
+
+// eastWestGateway installs cluster c's east-west gateway from the gateway chart, gives its Service an
+// address where the lab assigns them, and applies Istio's expose-services (primaries of multi-network
+// meshes) and expose-istiod (primaries serving remotes) samples.
+func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) error {
+	kc, err := in.client(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	r, err := in.renderer().Render(ChartGateway, EastWestGatewayName, IstioNamespace, EastWestGatewayValues(c))
+	if err != nil {
+		return err
+	}
+	if err := kc.ApplyManifest(ctx, r.Manifest(), IstioNamespace); err != nil {
+		return err
+	}
+	if lb, ok := in.Provider.(provider.LoadBalancerAssigner); ok && in.Provider.Capabilities().LoadBalancer == "lab-assigned" {
+		addr, err := lb.LoadBalancerAddress(c.Name)
+		if err != nil {
+			return err
+		}
+		if err := setLoadBalancerAddress(ctx, kc.Kube.CoreV1().Services(IstioNamespace), EastWestGatewayName, addr); err != nil {
+			return err
+		}
+	} else if err := waitGatewayAddress(ctx, in, c.Name); err != nil {
+		return err
+	}
+	t := in.topo()
+	if c.Role == scenario.Primary && t.MultiNetworkMesh(c.Mesh) {
+		if err := applyFixture(ctx, in, c.Name, "istio/expose-services.yaml"); err != nil {
+			return err
+		}
+	}
+	if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
+		if err := applyFixture(ctx, in, c.Name, "istio/expose-istiod.yaml"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type serviceStatusClient interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Service, error)
+	UpdateStatus(ctx context.Context, svc *corev1.Service, opts metav1.UpdateOptions) (*corev1.Service, error)
+}
+
+// setLoadBalancerAddress writes the Service's status as a load-balancer controller would.
+func setLoadBalancerAddress(ctx context.Context, svcs serviceStatusClient, name, addr string) error {
+	svc, err := svcs.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if len(svc.Status.LoadBalancer.Ingress) == 1 && svc.Status.LoadBalancer.Ingress[0].IP == addr {
+		return nil
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: addr}}
+	_, err = svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{FieldManager: "mclab"})
+	return err
+}
+
+func waitGatewayAddress(ctx context.Context, in *Installer, cluster string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	for {
+		if _, err := in.gatewayAddress(cluster); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the east-west gateway of %s got no LoadBalancer address in 3m (EXTERNAL-IP <pending>): is a load-balancer controller (MetalLB, cloud-provider-kind) running?", cluster)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func applyFixture(ctx context.Context, in *Installer, cluster, path string) error {
+	data, err := fixtures.FS.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	kc, err := in.client(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	return kc.ApplyManifest(ctx, string(data), IstioNamespace)
+}

@@ -1,0 +1,183 @@
+package istio
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"mclab.dev/mclab/lab/kube"
+	"mclab.dev/mclab/lab/pki"
+	"mclab.dev/mclab/lab/plan"
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// IstioNamespace is where Istio's control plane and gateways live.
+const IstioNamespace = "istio-system"
+
+// Installer installs Istio across a lab's clusters.
+type Installer struct {
+	// S is the lab's scenario.
+	S *scenario.Scenario
+	// Dir is the lab's state directory; the mesh CA is kept in Dir/pki.
+	Dir string
+	// Provider runs the lab's clusters.
+	Provider provider.Provider
+	// Charts is Istio's manifests tree (EmbeddedCharts by default).
+	Charts fs.FS
+	// Out receives progress detail.
+	Out io.Writer
+
+	mu      sync.Mutex
+	clients map[string]*kube.Client
+}
+
+func (in *Installer) topo() Topology { return Topology{S: in.S} }
+
+func (in *Installer) renderer() *Renderer {
+	charts := in.Charts
+	if charts == nil {
+		charts = EmbeddedCharts()
+	}
+	return &Renderer{Charts: charts}
+}
+
+// client returns (and caches) a client for a cluster, from the provider's host kubeconfig.
+func (in *Installer) client(ctx context.Context, cluster string) (*kube.Client, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.clients[cluster]; ok {
+		return c, nil
+	}
+	kc, err := in.Provider.Kubeconfig(ctx, cluster, provider.FromHost)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := kube.NewClient(cluster, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if in.clients == nil {
+		in.clients = map[string]*kube.Client{}
+	}
+	in.clients[cluster] = c
+	return c, nil
+}
+
+// forEach runs f for every cluster in parallel.
+func (in *Installer) forEach(ctx context.Context, clusters []scenario.Cluster, f func(ctx context.Context, c scenario.Cluster) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range clusters {
+		g.Go(func() error {
+			if err := f(gctx, c); err != nil {
+				return fmt.Errorf("%s: %w", c.Name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func names(cs []scenario.Cluster) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return strings.Join(out, ", ")
+}
+
+// Steps returns the install steps, after the provider's cluster steps.
+func (in *Installer) Steps() []plan.Step {
+	t := in.topo()
+	all := in.S.Clusters
+	primaries := t.Primaries()
+	var caDetails []string
+	for _, m := range in.S.Meshes {
+		caDetails = append(caDetails, fmt.Sprintf("mesh %s (trust domain %s): root O=Istio, CN=Root CA, OU=%s; RSA %d", m.ID, m.TrustDomain, m.TrustDomain, pki.DefaultKeyBits))
+	}
+	for _, c := range all {
+		caDetails = append(caDetails, fmt.Sprintf("%s: intermediate O=Istio, CN=Intermediate CA, L=%s (pathlen:0, SAN istiod.istio-system.svc) -> %s", c.Name, c.Name, filepath.Join(in.Dir, "pki", "clusters", c.Name, "cacerts")))
+	}
+	var baseDetails, istiodDetails, secretDetails, gwDetails []string
+	for _, c := range all {
+		d := fmt.Sprintf("%s: namespace istio-system labelled topology.istio.io/network=%s", c.Name, c.Network)
+		if c.Role == scenario.Remote {
+			d += ", annotated topology.istio.io/controlPlaneClusters=" + c.Primary
+		}
+		baseDetails = append(baseDetails, d+"; chart base (CRDs, istio-reader-service-account); Secret cacerts; reader token Secret")
+		v := IstiodValues(t, c, "<istiod webhook of "+t.Serving(c).Name+">", []byte("<mesh root>"), "<east-west gateway of "+t.Serving(c).Name+">")
+		istiodDetails = append(istiodDetails, fmt.Sprintf("%s: chart istio-control/istio-discovery %s", c.Name, valuesSummary(v)))
+	}
+	for _, p := range primaries {
+		for _, w := range t.Watched(p) {
+			secretDetails = append(secretDetails, fmt.Sprintf("%s <- Secret istio-system/istio-remote-secret-%s (istio/multiCluster=true; kubeconfig of %s with istio-reader-service-account's token)", p.Name, w.Name, w.Name))
+		}
+	}
+	var gwClusters []scenario.Cluster
+	for _, c := range all {
+		if t.NeedsEastWestGateway(c) {
+			gwClusters = append(gwClusters, c)
+			gwDetails = append(gwDetails, fmt.Sprintf("%s: chart gateway %s; LoadBalancer address; %s", c.Name, valuesSummary(EastWestGatewayValues(c)), exposeSummary(t, c)))
+		}
+	}
+	steps := []plan.Step{
+		{Title: "Generating the mesh CA", Details: caDetails, Run: func(ctx context.Context) error { _, err := in.meshCA(); return err }},
+		{Title: "Installing Istio base in " + names(all), Details: baseDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.installBase) }},
+		{Title: "Configuring istiod for " + names(all), Details: istiodDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.configureIstiod) }},
+		{Title: "Starting istiod for " + names(primaries), Details: in.startDetails(primaries), Run: func(ctx context.Context) error { return in.forEach(ctx, primaries, in.startIstiod) }},
+	}
+	if len(secretDetails) > 0 {
+		steps = append(steps, plan.Step{Title: "Creating remote secrets", Details: append(secretDetails, "wait: every secret synced in its istiod's /debug/clusterz"), Run: in.remoteSecrets})
+	}
+	if len(gwClusters) > 0 {
+		steps = append(steps, plan.Step{Title: "Installing east-west gateways in " + names(gwClusters), Details: gwDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, gwClusters, in.eastWestGateway) }})
+	}
+	steps = append(steps, plan.Step{Title: "Deploying sample workloads", Details: in.sampleDetails(), Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.samples) }})
+	return steps
+}
+
+func valuesSummary(v map[string]any) string {
+	var parts []string
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, val := range m {
+			if sub, ok := val.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			s := fmt.Sprint(val)
+			if strings.HasSuffix(k, "CABundle") {
+				s = "<mesh root, base64>"
+			}
+			parts = append(parts, prefix+k+"="+s)
+		}
+	}
+	walk("", v)
+	sortStrings(parts)
+	return strings.Join(parts, " ")
+}
+
+func exposeSummary(t Topology, c scenario.Cluster) string {
+	var parts []string
+	if c.Role == scenario.Primary && t.MultiNetworkMesh(c.Mesh) {
+		parts = append(parts, "samples/multicluster/expose-services.yaml (15443 AUTO_PASSTHROUGH *.local)")
+	}
+	if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
+		parts = append(parts, "samples/multicluster/expose-istiod.yaml")
+	}
+	if len(parts) == 0 {
+		return "nothing exposed here"
+	}
+	return strings.Join(parts, " + ")
+}

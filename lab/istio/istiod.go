@@ -1,0 +1,213 @@
+package istio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"mclab.dev/mclab/lab/kube"
+	"mclab.dev/mclab/lab/pki"
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// processOnly are the istiod chart's templates that describe the istiod pod itself: a process runtime
+// runs pilot-discovery configured from them instead of applying them.
+var processOnly = []string{"deployment.yaml", "poddisruptionbudget.yaml", "autoscale.yaml"}
+
+// ErrInClusterIstiod is returned where istiod would have to run in the cluster, which comes with the
+// kind and existing providers.
+var ErrInClusterIstiod = errors.New("istiod in the cluster (the chart's Deployment) comes with the kind and existing providers; use --provider local")
+
+func (in *Installer) processes() (provider.IstiodProcesses, bool) {
+	if in.Provider.Capabilities().Istiod != provider.IstiodProcess {
+		return nil, false
+	}
+	pp, ok := in.Provider.(provider.IstiodProcesses)
+	return pp, ok
+}
+
+// renderIstiod renders the istiod chart for cluster c with its role's values.
+func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
+	t := in.topo()
+	serving := t.Serving(c)
+	cc, err := pki.ReadCACerts(in.cacertsDir(c.Name))
+	if err != nil {
+		return nil, fmt.Errorf("mesh CA of %s: %w", c.Name, err)
+	}
+	webhookHost, err := in.webhookHost(c)
+	if err != nil {
+		return nil, err
+	}
+	remotePilot := ""
+	if c.Role == scenario.Remote {
+		if remotePilot, err = in.gatewayAddress(serving.Name); err != nil {
+			return nil, err
+		}
+	}
+	return in.renderer().Render(ChartIstiod, "istiod", IstioNamespace, IstiodValues(t, c, webhookHost, cc.RootCert, remotePilot))
+}
+
+// webhookHost is host:port of the webhook port of the istiod serving c when it runs as a process
+// (the API server calls it by URL), or "" when istiod runs in the cluster behind its Service.
+func (in *Installer) webhookHost(c scenario.Cluster) (string, error) {
+	pp, ok := in.processes()
+	if !ok {
+		return "", nil
+	}
+	ep, err := pp.IstiodEndpoint(in.topo().Serving(c).Name)
+	if err != nil {
+		return "", err
+	}
+	return ep.Webhook, nil
+}
+
+// configureIstiod applies the istiod chart's cluster objects: RBAC, Services, mesh and injector
+// ConfigMaps, webhooks. A remote gets the remote profile's objects (injector webhook pointing at its
+// primary's istiod, reader RBAC, the istiod Service of remotePilotAddress).
+func (in *Installer) configureIstiod(ctx context.Context, c scenario.Cluster) error {
+	r, err := in.renderIstiod(c)
+	if err != nil {
+		return err
+	}
+	if _, ok := in.processes(); ok && c.Role == scenario.Primary {
+		for _, name := range processOnly {
+			for k := range r {
+				if strings.HasSuffix(k, "/"+name) {
+					delete(r, k)
+				}
+			}
+		}
+	} else if !ok && c.Role == scenario.Primary {
+		return ErrInClusterIstiod
+	}
+	kc, err := in.client(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	return kc.ApplyManifest(ctx, r.Manifest(), IstioNamespace)
+}
+
+func (in *Installer) startDetails(primaries []scenario.Cluster) []string {
+	var out []string
+	pp, ok := in.processes()
+	for _, p := range primaries {
+		if !ok {
+			out = append(out, p.Name+": the chart's istiod Deployment")
+			continue
+		}
+		ep, err := pp.IstiodEndpoint(p.Name)
+		addr := "ports allocated at up"
+		if err == nil {
+			addr = fmt.Sprintf("xDS %s, xDS-TLS/CA %s, webhook %s, debug %s", ep.XDS, ep.XDSTLS, ep.Webhook, ep.Debug)
+		}
+		out = append(out, fmt.Sprintf("%s: pilot-discovery as a local process, configured from the rendered Deployment (env), ConfigMaps istio (mesh, meshNetworks) and istio-sidecar-injector (config, values); ROOT_CA_DIR=%s; ISTIOD_CUSTOM_HOST=localhost; %s",
+			p.Name, in.cacertsDir(p.Name), addr))
+	}
+	return append(out, "wait: /ready")
+}
+
+// startIstiod runs istiod for a primary.
+func (in *Installer) startIstiod(ctx context.Context, c scenario.Cluster) error {
+	pp, ok := in.processes()
+	if !ok {
+		return ErrInClusterIstiod
+	}
+	r, err := in.renderIstiod(c)
+	if err != nil {
+		return err
+	}
+	spec, err := processSpec(r, c)
+	if err != nil {
+		return err
+	}
+	spec.CACertsDir = in.cacertsDir(c.Name)
+	return pp.StartIstiod(ctx, c.Name, spec)
+}
+
+// processSpec turns the rendered chart into what a local pilot-discovery needs: the Deployment's
+// environment (pod field references resolved as the kubelet would), the mesh config and the injector's
+// config and values at the paths istiod reads by default.
+func processSpec(r Rendered, c scenario.Cluster) (provider.IstiodSpec, error) {
+	objs, err := kube.Decode(r.Manifest())
+	if err != nil {
+		return provider.IstiodSpec{}, err
+	}
+	var spec provider.IstiodSpec
+	spec.Files = map[string][]byte{}
+	for _, o := range objs {
+		switch {
+		case o.GetKind() == "ConfigMap" && o.GetName() == "istio":
+			mesh, _, _ := unstructured.NestedString(o.Object, "data", "mesh")
+			networks, _, _ := unstructured.NestedString(o.Object, "data", "meshNetworks")
+			spec.Files["etc/istio/config/mesh"] = []byte(mesh)
+			spec.Files["etc/istio/config/meshNetworks"] = []byte(networks)
+		case o.GetKind() == "ConfigMap" && o.GetName() == "istio-sidecar-injector":
+			cfg, _, _ := unstructured.NestedString(o.Object, "data", "config")
+			values, _, _ := unstructured.NestedString(o.Object, "data", "values")
+			spec.Files["var/lib/istio/inject/config"] = []byte(cfg)
+			spec.Files["var/lib/istio/inject/values"] = []byte(values)
+		case o.GetKind() == "Deployment" && o.GetName() == "istiod":
+			env, err := deploymentEnv(o, c)
+			if err != nil {
+				return spec, err
+			}
+			spec.Env = env
+		}
+	}
+	for _, need := range []string{"etc/istio/config/mesh", "var/lib/istio/inject/config"} {
+		if len(spec.Files[need]) == 0 {
+			return spec, fmt.Errorf("the rendered istiod chart has no %s", need)
+		}
+	}
+	if spec.Env == nil {
+		return spec, errors.New("the rendered istiod chart has no Deployment istiod")
+	}
+	spec.Env = append(spec.Env, "ISTIOD_CUSTOM_HOST=localhost")
+	return spec, nil
+}
+
+func deploymentEnv(d *unstructured.Unstructured, c scenario.Cluster) ([]string, error) {
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	for _, ct := range containers {
+		m, _ := ct.(map[string]any)
+		if m["name"] != "discovery" {
+			continue
+		}
+		envs, _ := m["env"].([]any)
+		var out []string
+		for _, e := range envs {
+			em, _ := e.(map[string]any)
+			name, _ := em["name"].(string)
+			if v, ok := em["value"].(string); ok {
+				if name == "KUBECONFIG" {
+					continue // the runtime passes the cluster's kubeconfig
+				}
+				out = append(out, name+"="+v)
+				continue
+			}
+			path, _, _ := unstructured.NestedString(em, "valueFrom", "fieldRef", "fieldPath")
+			switch path {
+			case "metadata.name":
+				out = append(out, name+"=istiod-"+c.Name)
+			case "metadata.namespace":
+				out = append(out, name+"="+IstioNamespace)
+			case "spec.serviceAccountName":
+				out = append(out, name+"=istiod")
+			}
+			// resourceFieldRef (GOMAXPROCS, GOMEMLIMIT) is the runtime's to set.
+		}
+		return out, nil
+	}
+	return nil, errors.New("the istiod Deployment has no discovery container")
+}
+
+// readRoot returns the mesh root of a cluster's cacerts.
+func (in *Installer) readRoot(cluster string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(in.cacertsDir(cluster), pki.RootCertFile))
+}

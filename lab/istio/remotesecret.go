@@ -1,0 +1,169 @@
+package istio
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// Remote-secret conventions (istioctl/pkg/multicluster, pkg/kube/multicluster/secretcontroller.go).
+const (
+	// MultiClusterLabel marks the Secrets istiod's secret controller watches.
+	MultiClusterLabel = "istio/multiCluster"
+	// ClusterAnnotation names the cluster a remote secret describes (istioctl's; istiod reads the data key).
+	ClusterAnnotation = "networking.istio.io/cluster"
+)
+
+// RemoteSecretName is the Secret istioctl create-remote-secret makes for a cluster.
+func RemoteSecretName(cluster string) string { return "istio-remote-secret-" + cluster }
+
+// RemoteSecret builds what `istioctl create-remote-secret --name <cluster>` prints: a Secret labelled
+// istio/multiCluster=true, annotated with the cluster, whose one data key (the cluster's name, which
+// istiod takes as its cluster ID) holds a kubeconfig with one cluster, user and context, all named after
+// the cluster, and a bearer token.
+func RemoteSecret(cluster, server string, caData, token []byte) (*corev1.Secret, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[cluster] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caData}
+	kc.AuthInfos[cluster] = &clientcmdapi.AuthInfo{Token: string(token)}
+	kc.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: cluster}
+	kc.CurrentContext = cluster
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        RemoteSecretName(cluster),
+			Namespace:   IstioNamespace,
+			Labels:      map[string]string{MultiClusterLabel: "true"},
+			Annotations: map[string]string{ClusterAnnotation: cluster},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{cluster: data},
+	}, nil
+}
+
+// remoteSecrets gives every primary a remote secret for every cluster it watches, with a server address
+// the primary's istiod can reach (the provider's in-lab view), then waits until each is synced.
+func (in *Installer) remoteSecrets(ctx context.Context) error {
+	t := in.topo()
+	for _, p := range t.Primaries() {
+		pc, err := in.client(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		for _, w := range t.Watched(p) {
+			wc, err := in.client(ctx, w.Name)
+			if err != nil {
+				return err
+			}
+			token, ca, err := readerToken(ctx, wc)
+			if err != nil {
+				return err
+			}
+			kc, err := in.Provider.Kubeconfig(ctx, w.Name, provider.FromCluster)
+			if err != nil {
+				return err
+			}
+			server := ""
+			for _, cl := range kc.Clusters {
+				server = cl.Server
+			}
+			secret, err := RemoteSecret(w.Name, server, ca, token)
+			if err != nil {
+				return err
+			}
+			if err := pc.ApplyTyped(ctx, secret); err != nil {
+				return err
+			}
+		}
+	}
+	return in.forEach(ctx, t.Primaries(), func(ctx context.Context, p scenario.Cluster) error {
+		return in.waitSynced(ctx, p, t.Watched(p))
+	})
+}
+
+// ClusterSync is one entry of istiod's /debug/clusterz.
+type ClusterSync struct {
+	ID         string `json:"id"`
+	SecretName string `json:"secretName"`
+	SyncStatus string `json:"syncStatus"`
+}
+
+// Clusterz reads an istiod's /debug/clusterz (what `istioctl remote-clusters` shows).
+func Clusterz(ctx context.Context, debugAddr string) ([]ClusterSync, error) {
+	var out []ClusterSync
+	return out, getJSON(ctx, "http://"+debugAddr+"/debug/clusterz", &out)
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, body)
+	}
+	return json.Unmarshal(body, v)
+}
+
+func (in *Installer) waitSynced(ctx context.Context, p scenario.Cluster, watched []scenario.Cluster) error {
+	pp, ok := in.processes()
+	if !ok {
+		return ErrInClusterIstiod
+	}
+	ep, err := pp.IstiodEndpoint(p.Name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var last []ClusterSync
+	for {
+		got, err := Clusterz(ctx, ep.Debug)
+		if err == nil {
+			last = got
+			status := map[string]string{}
+			for _, s := range got {
+				status[s.ID] = s.SyncStatus
+			}
+			missing := ""
+			for _, w := range watched {
+				if status[w.Name] != "synced" {
+					missing = w.Name
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("istiod of %s has not synced every remote cluster after 60s: /debug/clusterz says %+v", p.Name, last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package istio
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"mclab.dev/mclab/fixtures"
+	"mclab.dev/mclab/lab/kube"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// SampleNamespace is where the sample workloads run, with injection on.
+const SampleNamespace = "sample"
+
+// HelloworldVersion is the helloworld version cluster index i (0-based) runs: v1 in the first cluster,
+// v2 in the second, and so on, as Istio's verify docs deploy it.
+func HelloworldVersion(i int) string { return fmt.Sprintf("v%d", i+1) }
+
+func (in *Installer) sampleDetails() []string {
+	var out []string
+	for i, c := range in.S.Clusters {
+		out = append(out, fmt.Sprintf("%s: namespace %s (istio-injection=enabled); helloworld Service + helloworld-%s; curl; httpbin (samples/helloworld, curl, httpbin)", c.Name, SampleNamespace, HelloworldVersion(i)))
+	}
+	return append(out, "wait: every sample pod Running and injected by istiod (annotation sidecar.istio.io/status)")
+}
+
+// sampleObjects returns the sample objects for cluster index i: Istio's samples, with helloworld's v1
+// Deployment renamed to the cluster's version (what samples/helloworld/gen-helloworld.sh does).
+func sampleObjects(i int) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, f := range []string{"istio/helloworld.yaml", "istio/curl.yaml", "istio/httpbin.yaml"} {
+		data, err := fixtures.FS.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := kube.Decode(string(data))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" && strings.HasPrefix(o.GetName(), "helloworld-") {
+				if o.GetName() != "helloworld-v1" {
+					continue
+				}
+				v := HelloworldVersion(i)
+				o.SetName("helloworld-" + v)
+				o.SetLabels(map[string]string{"app": "helloworld", "version": v})
+				_ = unstructured.SetNestedStringMap(o.Object, map[string]string{"app": "helloworld", "version": v}, "spec", "selector", "matchLabels")
+				_ = unstructured.SetNestedStringMap(o.Object, map[string]string{"app": "helloworld", "version": v}, "spec", "template", "metadata", "labels")
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// samples deploys the sample workloads into cluster c and waits until they run, injected.
+func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
+	idx := 0
+	for i, cl := range in.S.Clusters {
+		if cl.Name == c.Name {
+			idx = i
+		}
+	}
+	kc, err := in.client(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: SampleNamespace, Labels: map[string]string{"istio-injection": "enabled"}},
+	}
+	if err := kc.ApplyTyped(ctx, ns); err != nil {
+		return err
+	}
+	objs, err := sampleObjects(idx)
+	if err != nil {
+		return err
+	}
+	if err := kc.Apply(ctx, SampleNamespace, objs...); err != nil {
+		return err
+	}
+	return waitInjected(ctx, kc, 3) // helloworld, curl, httpbin
+}
+
+// waitInjected waits until want pods of the sample namespace are Running and carry istiod's injection
+// status annotation.
+func waitInjected(ctx context.Context, kc *kube.Client, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var problem string
+	for {
+		pods, err := kc.Kube.CoreV1().Pods(SampleNamespace).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			ok := 0
+			problem = ""
+			for _, p := range pods.Items {
+				switch {
+				case p.Annotations["sidecar.istio.io/status"] == "":
+					problem = fmt.Sprintf("pod %s was not injected", p.Name)
+				case p.Status.Phase != corev1.PodRunning:
+					problem = fmt.Sprintf("pod %s is %s", p.Name, p.Status.Phase)
+				default:
+					ok++
+				}
+			}
+			if ok >= want && problem == "" {
+				return nil
+			}
+			if problem == "" {
+				problem = fmt.Sprintf("%d of %d sample pods exist", len(pods.Items), want)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sample workloads in %s not ready after 90s: %s (is the injection webhook reaching istiod?)", kc.Name, problem)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
