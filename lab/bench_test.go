@@ -9,7 +9,8 @@ import (
 	"mclab.dev/mclab/lab/scenario"
 )
 
-// BenchmarkUp measures, on the local provider with the binaries cached, the time from `up` to every
+// BenchmarkUp measures, for the clusters alone (--skip-istio), on the local provider with the binaries
+// cached, the time from `up` to every
 // cluster Ready (nodes Ready, kubeconfig written) for 2, 3 and 5 clusters, and the resident memory of
 // each cluster's processes right after. Targets on 2 cores: 3 clusters in at most 10 s, at most 700 MiB
 // per cluster. Run: make bench (one iteration per size: -benchtime 1x).
@@ -18,6 +19,7 @@ func BenchmarkUp(b *testing.B) {
 	for _, n := range []int{2, 3, 5} {
 		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
 			m, out := labtest.Manager(b)
+			m.SkipIstio = true
 			if _, err := (&binaries.Builder{CacheDir: m.CacheDir, Out: out}).Ensure(b.Context()); err != nil {
 				b.Fatal(err)
 			}

@@ -58,15 +58,15 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 	if err != nil {
 		return nil, nil, err
 	}
-	if !m.SkipIstio {
-		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
-		steps = append(steps, in.Steps()...)
-	}
 	steps = append(steps, plan.Step{
 		Title:   "Writing the lab's kubeconfig",
 		Details: []string{fmt.Sprintf("%s: one context per cluster, named %s-<cluster>; mode 0600", m.Store.Kubeconfig(labName), labName)},
 		Run:     func(ctx context.Context) error { return m.writeKubeconfig(ctx, p, labName, s) },
 	})
+	if !m.SkipIstio {
+		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
+		steps = append(steps, in.Steps()...)
+	}
 	pl := &plan.Plan{Lab: labName, Provider: string(name), Steps: steps}
 	if note != "" {
 		pl.Notes = append(pl.Notes, note)
@@ -127,7 +127,7 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	for _, n := range pl.Notes {
 		fmt.Fprintln(m.Out, n)
 	}
-	rec := &state.Lab{Name: labName, Provider: p.Name(), Phase: state.Creating, Created: time.Now().UTC().Truncate(time.Second), Scenario: s}
+	rec := &state.Lab{Name: labName, Provider: p.Name(), Phase: state.Creating, Created: time.Now().UTC().Truncate(time.Second), Scenario: s, Istio: !m.SkipIstio}
 	if !fresh {
 		rec.Created = prev.Created
 	}
@@ -241,6 +241,8 @@ type Status struct {
 	Kubeconfig   string                 `json:"kubeconfig"`
 	Capabilities provider.Capabilities  `json:"capabilities"`
 	Clusters     []provider.ClusterInfo `json:"clusters"`
+	// Istio is Istio's state per cluster, when the lab has Istio.
+	Istio []istio.ClusterStatus `json:"istio,omitempty"`
 }
 
 // Ready reports whether the lab finished `up` and every cluster is Ready.
@@ -250,6 +252,11 @@ func (s *Status) Ready() bool {
 	}
 	for _, c := range s.Clusters {
 		if !c.Ready {
+			return false
+		}
+	}
+	for _, c := range s.Istio {
+		if !c.Healthy() {
 			return false
 		}
 	}
@@ -270,8 +277,17 @@ func (m *Manager) Status(ctx context.Context, labName string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Status{
+	st := &Status{
 		Name: labName, Provider: rec.Provider, Phase: rec.Phase, Model: rec.Scenario.Istio.Model,
 		Kubeconfig: m.Store.Kubeconfig(labName), Capabilities: p.Capabilities(), Clusters: clusters,
-	}, nil
+	}
+	allUp := true
+	for _, c := range clusters {
+		allUp = allUp && c.Ready
+	}
+	if rec.Istio && allUp {
+		in := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
+		st.Istio = in.Status(ctx)
+	}
+	return st, nil
 }

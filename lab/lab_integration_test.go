@@ -29,6 +29,7 @@ import (
 func TestIntegrationLocalMultiNetwork(t *testing.T) {
 	labtest.SkipIfShort(t)
 	m, out := labtest.Manager(t)
+	m.SkipIstio = true
 	ctx := t.Context()
 	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
 	if err != nil {
@@ -91,6 +92,7 @@ func TestIntegrationLocalMultiNetwork(t *testing.T) {
 func TestIntegrationIstioCITopologyBesideAnotherLab(t *testing.T) {
 	labtest.SkipIfShort(t)
 	m, out := labtest.Manager(t)
+	m.SkipIstio = true
 	ctx := t.Context()
 	other, err := scenario.Compose(scenario.SingleNetwork, scenario.MultiPrimary, 1)
 	if err != nil {
@@ -148,6 +150,7 @@ func TestIntegrationIstioCITopologyBesideAnotherLab(t *testing.T) {
 func TestIntegrationFailedUpLeavesNothing(t *testing.T) {
 	labtest.SkipIfShort(t)
 	m, out := labtest.Manager(t)
+	m.SkipIstio = true
 	real, err := (&binaries.Builder{CacheDir: m.CacheDir, Out: out}).Ensure(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -85,6 +85,31 @@ func printStatus(w io.Writer, st *lab.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", c.Name, yesNo(c.Ready), c.Network, c.PodSubnet, c.ServiceSubnet, c.Server, ready, len(c.Nodes), problems)
 	}
 	tw.Flush()
+	if len(st.Istio) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nISTIO\tROLE\tMESH\tNETWORK\tISTIOD\tVERSION\tREMOTE CLUSTERS\tEAST-WEST GATEWAY\tROOT SHA-256")
+		for _, c := range st.Istio {
+			istiod := "ready"
+			if !c.IstiodReady {
+				istiod = "NOT READY"
+			}
+			if c.ServedBy != c.Cluster {
+				istiod += " (" + c.ServedBy + ")"
+			}
+			var remotes []string
+			for _, r := range c.RemoteClusters {
+				remotes = append(remotes, r.ID+"="+r.SyncStatus)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Cluster, c.Role, c.Mesh, orDash(c.NetworkLabel), istiod, orDash(c.IstioVersion),
+				orDash(strings.Join(remotes, ",")), orDash(c.EastWestGateway), orDash(shortFP(c.RootFingerprint)))
+		}
+		tw.Flush()
+		for _, c := range st.Istio {
+			for _, p := range c.Problems {
+				fmt.Fprintf(w, "PROBLEM %s: %s\n", c.Cluster, p)
+			}
+		}
+	}
 	for _, c := range st.Clusters {
 		var parts []string
 		for _, comp := range c.Components {
@@ -98,6 +123,20 @@ func printStatus(w io.Writer, st *lab.Status) {
 			fmt.Fprintf(w, "%s: %s\n", c.Name, strings.Join(parts, ", "))
 		}
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortFP(fp string) string {
+	if len(fp) > 16 {
+		return fp[:16] + "..."
+	}
+	return fp
 }
 
 func yesNo(b bool) string {

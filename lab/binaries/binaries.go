@@ -35,16 +35,25 @@ type Program struct {
 	Name string
 	// Package is the Go package that builds it.
 	Package string
+	// LDFlags stamp the version the upstream release process would (so /version and istiod's build
+	// info tell the truth).
+	LDFlags string
 }
+
+const (
+	kubeLDFlags = "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
+	// The pinned istio.io/istio is master at eed52ebb66ad, between 1.30 and 1.31.
+	istioLDFlags = "-X istio.io/istio/pkg/version.buildVersion=1.31-dev -X istio.io/istio/pkg/version.buildGitRevision=eed52ebb66ad -X istio.io/istio/pkg/version.buildStatus=Clean -X istio.io/istio/pkg/version.buildTag=1.31-dev -X istio.io/istio/pkg/version.buildHub=registry.istio.io/testing"
+)
 
 // Programs are the programs built, in build order (kube-apiserver first: it compiles most of the rest).
 var Programs = []Program{
-	{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"},
-	{"kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"},
-	{"kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"},
-	{"etcd", "go.etcd.io/etcd/server/v3"},
-	{"kwok", "sigs.k8s.io/kwok/cmd/kwok"},
-	{"pilot-discovery", "istio.io/istio/pilot/cmd/pilot-discovery"},
+	{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", kubeLDFlags},
+	{"kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", kubeLDFlags},
+	{"kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler", kubeLDFlags},
+	{"etcd", "go.etcd.io/etcd/server/v3", ""},
+	{"kwok", "sigs.k8s.io/kwok/cmd/kwok", ""},
+	{"pilot-discovery", "istio.io/istio/pilot/cmd/pilot-discovery", istioLDFlags},
 }
 
 // Versions are the pinned upstream versions, for `mclab version` and reports.
@@ -101,6 +110,9 @@ func Key(goVersion string) string {
 		}
 		return nil
 	})
+	for _, p := range Programs {
+		fmt.Fprintf(h, "%s %s %s\n", p.Name, p.Package, p.LDFlags)
+	}
 	fmt.Fprintf(h, "%s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
@@ -183,7 +195,7 @@ func (b *Builder) build(ctx context.Context, goCmd, dir string, set Set) error {
 		}
 		start := time.Now()
 		fmt.Fprintf(b.Out, " • building %s (%d/%d) from %s ...\n", p.Name, i+1, len(Programs), p.Package)
-		cmd := osexec.CommandContext(ctx, goCmd, "build", "-trimpath", "-o", out+".tmp", p.Package)
+		cmd := osexec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags", p.LDFlags, "-o", out+".tmp", p.Package)
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

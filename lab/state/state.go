@@ -62,6 +62,8 @@ type Lab struct {
 	Updated time.Time `json:"updated"`
 	// Scenario is the resolved scenario the lab was made from.
 	Scenario *scenario.Scenario `json:"scenario"`
+	// Istio is true when `up` installs Istio (not --skip-istio).
+	Istio bool `json:"istio"`
 }
 
 // Store is a state root.

@@ -1,0 +1,199 @@
+package lab_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"mclab.dev/mclab/lab"
+	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/labtest"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// TestIntegrationIstioModels installs Istio on local labs of every model and topology and checks what
+// `mclab status` promises: every istiod ready, each primary with every other cluster of its mesh
+// synced, east-west gateways with addresses where the model needs them, one root fingerprint per mesh
+// (and different roots across federated meshes); sample pods injected by istiod's own webhook; no token
+// in the output or the status; keys and kubeconfigs 0600.
+func TestIntegrationIstioModels(t *testing.T) {
+	labtest.SkipIfShort(t)
+	for _, tc := range []struct {
+		topology scenario.Topology
+		model    scenario.Model
+	}{
+		{scenario.MultiNetwork, scenario.MultiPrimary},
+		{scenario.SingleNetwork, scenario.MultiPrimary},
+		{scenario.SingleNetwork, scenario.PrimaryRemote},
+		{scenario.MultiNetwork, scenario.PrimaryRemote},
+		{scenario.MultiNetwork, scenario.Federated},
+	} {
+		t.Run(scenario.BuiltinName(tc.topology, tc.model, 2), func(t *testing.T) {
+			m, out := labtest.Manager(t)
+			s, err := scenario.Compose(tc.topology, tc.model, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Provider.Name = scenario.ProviderLocal
+			if err := m.Up(t.Context(), s, s.Name); err != nil {
+				t.Fatalf("up: %v\n%s", err, out)
+			}
+			st, err := m.Status(t.Context(), s.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertIstioHealthy(t, s, st)
+			assertInjected(t, m, s)
+			assertNoSecretsLeak(t, m, s, out.String(), st)
+		})
+	}
+}
+
+func assertIstioHealthy(t *testing.T, s *scenario.Scenario, st *lab.Status) {
+	t.Helper()
+	if !st.Ready() || len(st.Istio) != len(s.Clusters) {
+		t.Fatalf("lab not ready: %+v", st.Istio)
+	}
+	topo := istio.Topology{S: s}
+	roots := map[string]string{}
+	for _, c := range st.Istio {
+		if !c.IstiodReady || !strings.HasPrefix(c.IstioVersion, "1.31-dev") {
+			t.Errorf("%s: istiod ready %v version %q", c.Cluster, c.IstiodReady, c.IstioVersion)
+		}
+		sc := *s.Cluster(c.Cluster)
+		if sc.Role == scenario.Primary {
+			synced := map[string]bool{}
+			for _, r := range c.RemoteClusters {
+				synced[r.ID] = r.SyncStatus == "synced"
+			}
+			for _, w := range topo.Watched(sc) {
+				if !synced[w.Name] {
+					t.Errorf("%s: %s not synced: %+v", c.Cluster, w.Name, c.RemoteClusters)
+				}
+			}
+		}
+		if topo.NeedsEastWestGateway(sc) && c.EastWestGateway == "" {
+			t.Errorf("%s: east-west gateway has no address", c.Cluster)
+		}
+		if c.NetworkLabel != sc.Network {
+			t.Errorf("%s: network label %q", c.Cluster, c.NetworkLabel)
+		}
+		if prev, ok := roots[c.Mesh]; ok && prev != c.RootFingerprint {
+			t.Errorf("mesh %s has two roots: %s and %s", c.Mesh, prev, c.RootFingerprint)
+		}
+		roots[c.Mesh] = c.RootFingerprint
+	}
+	if s.Istio.Model == scenario.Federated && roots["mesh1"] == roots["mesh2"] {
+		t.Errorf("federated meshes share root %s", roots["mesh1"])
+	}
+}
+
+// assertInjected checks that every sample pod was injected by istiod's webhook: the status annotation,
+// the tlsMode label, the istio-proxy container with the cluster's identity.
+func assertInjected(t *testing.T, m *lab.Manager, s *scenario.Scenario) {
+	t.Helper()
+	for _, c := range s.Clusters {
+		cs := labtest.Client(t, m.Store.Kubeconfig(s.Name), s.Name+"-"+c.Name)
+		pods, err := cs.CoreV1().Pods(istio.SampleNamespace).List(t.Context(), metav1.ListOptions{})
+		if err != nil || len(pods.Items) != 3 {
+			t.Fatalf("%s: sample pods: %d, %v", c.Name, len(pods.Items), err)
+		}
+		for _, p := range pods.Items {
+			if p.Annotations["sidecar.istio.io/status"] == "" || p.Labels["security.istio.io/tlsMode"] != "istio" {
+				t.Errorf("%s/%s not injected: labels %v", c.Name, p.Name, p.Labels)
+				continue
+			}
+			env := map[string]string{}
+			for _, ct := range p.Spec.Containers {
+				if ct.Name == "istio-proxy" {
+					for _, e := range ct.Env {
+						env[e.Name] = e.Value
+					}
+				}
+			}
+			if env["ISTIO_META_CLUSTER_ID"] != c.Name || env["ISTIO_META_NETWORK"] != c.Network {
+				t.Errorf("%s/%s: proxy identity CLUSTER_ID=%q NETWORK=%q", c.Name, p.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"])
+			}
+		}
+	}
+}
+
+// assertNoSecretsLeak: no service-account token in up's output, the status JSON or any log of the lab;
+// CA keys, kubeconfigs and remote secrets' material on disk are 0600.
+func assertNoSecretsLeak(t *testing.T, m *lab.Manager, s *scenario.Scenario, output string, st *lab.Status) {
+	t.Helper()
+	statusJSON, _ := json.Marshal(st)
+	haystacks := map[string]string{"up's output": output, "status": string(statusJSON)}
+	logs, _ := filepath.Glob(filepath.Join(m.Store.Dir(s.Name), "local", "*", "logs", "*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		haystacks[l] = string(data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range s.Clusters {
+		cs := labtest.Client(t, m.Store.Kubeconfig(s.Name), s.Name+"-"+c.Name)
+		sec, err := cs.CoreV1().Secrets(istio.IstioNamespace).Get(ctx, istio.ReaderTokenSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := string(sec.Data["token"])
+		if len(token) < 100 {
+			t.Fatalf("%s: reader token missing", c.Name)
+		}
+		for where, text := range haystacks {
+			if strings.Contains(text, token) || strings.Contains(text, token[len(token)-40:]) {
+				t.Errorf("the reader token of %s appears in %s", c.Name, where)
+			}
+		}
+	}
+	err := filepath.Walk(m.Store.Dir(s.Name), func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		base := filepath.Base(path)
+		sensitive := strings.HasSuffix(base, ".key") || strings.HasSuffix(base, "key.pem") || strings.Contains(base, "kubeconfig")
+		if sensitive && info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %o, want 600", path, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkUpWithIstio measures `up` of a 2-cluster multi-network lab with Istio and the samples, the
+// binaries cached, to a status that is Ready. Target on 2 cores: at most 30 s.
+func BenchmarkUpWithIstio(b *testing.B) {
+	labtest.SkipIfShort(b)
+	m, out := labtest.Manager(b)
+	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Provider.Name = scenario.ProviderLocal
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := "bench-istio"
+		if err := m.Up(b.Context(), s, name); err != nil {
+			b.Fatalf("up: %v\n%s", err, out)
+		}
+		b.StopTimer()
+		st, err := m.Status(b.Context(), name)
+		if err != nil || !st.Ready() {
+			b.Fatalf("status: %+v %v", st, err)
+		}
+		if _, err := m.Down(b.Context(), name); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/up")
+}
