@@ -45,21 +45,11 @@ func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error 
 	if err := kc.ApplyTyped(ctx, ns); err != nil {
 		return err
 	}
-	values := map[string]any{"global": map[string]any{"istioNamespace": IstioNamespace}}
-	if host, err := in.webhookHost(c); err != nil {
-		return err
-	} else if host != "" {
-		root, err := in.readRoot(c.Name)
-		if err != nil {
-			return err
-		}
-		values["base"] = ValidationWebhookValues(host, root)
-	}
-	base, err := in.renderer().Render(ChartBase, "istio-base", IstioNamespace, values)
+	base, err := in.baseManifest(c)
 	if err != nil {
 		return err
 	}
-	if err := kc.ApplyManifest(ctx, base.Manifest(), IstioNamespace); err != nil {
+	if err := kc.ApplyManifest(ctx, base, IstioNamespace); err != nil {
 		return err
 	}
 	cc, err := pki.ReadCACerts(in.cacertsDir(c.Name))
@@ -81,6 +71,26 @@ func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error 
 		Type: corev1.SecretTypeServiceAccountToken,
 	}
 	return kc.ApplyTyped(ctx, token)
+}
+
+// baseManifest renders the base chart for cluster c: CRDs, the reader service account and the default
+// validating webhook (by URL when istiod runs as a process).
+func (in *Installer) baseManifest(c scenario.Cluster) (string, error) {
+	values := map[string]any{"global": map[string]any{"istioNamespace": IstioNamespace}}
+	if host, err := in.webhookHost(c); err != nil {
+		return "", err
+	} else if host != "" {
+		root, err := in.readRoot(c.Name)
+		if err != nil {
+			return "", err
+		}
+		values["base"] = ValidationWebhookValues(host, root)
+	}
+	base, err := in.renderer().Render(ChartBase, "istio-base", IstioNamespace, values)
+	if err != nil {
+		return "", err
+	}
+	return base.Manifest(), nil
 }
 
 // readerToken waits for the token controller to fill the reader's token Secret and returns the token

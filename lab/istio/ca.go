@@ -76,3 +76,9 @@ func loadOrMakeRoot(dir, trustDomain string) (*pki.CA, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// PrepareCA makes (or reuses) the mesh roots and every cluster's intermediate, as `up` does.
+func (in *Installer) PrepareCA() error {
+	_, err := in.meshCA()
+	return err
+}

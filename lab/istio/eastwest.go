@@ -46,11 +46,11 @@ func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) er
 	if err != nil {
 		return err
 	}
-	r, err := in.renderer().Render(ChartGateway, EastWestGatewayName, IstioNamespace, EastWestGatewayValues(c))
+	gw, err := in.gatewayManifest(c)
 	if err != nil {
 		return err
 	}
-	if err := kc.ApplyManifest(ctx, r.Manifest(), IstioNamespace); err != nil {
+	if err := kc.ApplyManifest(ctx, gw, IstioNamespace); err != nil {
 		return err
 	}
 	if lb, ok := in.Provider.(provider.LoadBalancerAssigner); ok && in.Provider.Capabilities().LoadBalancer == "lab-assigned" {
@@ -64,18 +64,35 @@ func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) er
 	} else if err := waitGatewayAddress(ctx, in, c.Name); err != nil {
 		return err
 	}
-	t := in.topo()
-	if c.Role == scenario.Primary && t.MultiNetworkMesh(c.Mesh) {
-		if err := applyFixture(ctx, in, c.Name, "istio/expose-services.yaml"); err != nil {
-			return err
-		}
-	}
-	if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
-		if err := applyFixture(ctx, in, c.Name, "istio/expose-istiod.yaml"); err != nil {
+	for _, f := range in.exposeFixtures(c) {
+		if err := applyFixture(ctx, in, c.Name, f); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// gatewayManifest renders cluster c's east-west gateway from the gateway chart.
+func (in *Installer) gatewayManifest(c scenario.Cluster) (string, error) {
+	r, err := in.renderer().Render(ChartGateway, EastWestGatewayName, IstioNamespace, EastWestGatewayValues(c))
+	if err != nil {
+		return "", err
+	}
+	return r.Manifest(), nil
+}
+
+// exposeFixtures are Istio's samples applied with cluster c's gateway: expose-services on primaries of
+// multi-network meshes, expose-istiod on primaries that serve remotes.
+func (in *Installer) exposeFixtures(c scenario.Cluster) []string {
+	t := in.topo()
+	var out []string
+	if c.Role == scenario.Primary && t.MultiNetworkMesh(c.Mesh) {
+		out = append(out, "istio/expose-services.yaml")
+	}
+	if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
+		out = append(out, "istio/expose-istiod.yaml")
+	}
+	return out
 }
 
 type serviceStatusClient interface {

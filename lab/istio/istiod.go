@@ -71,11 +71,29 @@ func (in *Installer) webhookHost(c scenario.Cluster) (string, error) {
 // ConfigMaps, webhooks. A remote gets the remote profile's objects (injector webhook pointing at its
 // primary's istiod, reader RBAC, the istiod Service of remotePilotAddress).
 func (in *Installer) configureIstiod(ctx context.Context, c scenario.Cluster) error {
-	r, err := in.renderIstiod(c)
+	manifest, err := in.istiodManifest(c)
 	if err != nil {
 		return err
 	}
-	if _, ok := in.processes(); ok && c.Role == scenario.Primary {
+	kc, err := in.client(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	return kc.ApplyManifest(ctx, manifest, IstioNamespace)
+}
+
+// istiodManifest renders what configureIstiod applies to cluster c: the istiod chart for its role, less
+// the templates of the istiod pod itself where istiod runs as a process.
+func (in *Installer) istiodManifest(c scenario.Cluster) (string, error) {
+	r, err := in.renderIstiod(c)
+	if err != nil {
+		return "", err
+	}
+	_, process := in.processes()
+	if c.Role == scenario.Primary && !process {
+		return "", ErrInClusterIstiod
+	}
+	if c.Role == scenario.Primary {
 		for _, name := range processOnly {
 			for k := range r {
 				if strings.HasSuffix(k, "/"+name) {
@@ -83,14 +101,8 @@ func (in *Installer) configureIstiod(ctx context.Context, c scenario.Cluster) er
 				}
 			}
 		}
-	} else if !ok && c.Role == scenario.Primary {
-		return ErrInClusterIstiod
 	}
-	kc, err := in.client(ctx, c.Name)
-	if err != nil {
-		return err
-	}
-	return kc.ApplyManifest(ctx, r.Manifest(), IstioNamespace)
+	return r.Manifest(), nil
 }
 
 func (in *Installer) startDetails(primaries []scenario.Cluster) []string {

@@ -43,7 +43,9 @@ type Client struct {
 	Kube kubernetes.Interface
 	// Dynamic is the dynamic client.
 	Dynamic dynamic.Interface
-	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	// DryRun makes every apply a server-side dry run: validated and admitted, not persisted.
+	DryRun bool
+	mapper *restmapper.DeferredDiscoveryRESTMapper
 }
 
 // NewClient builds a client for a REST config.
@@ -184,7 +186,11 @@ func (c *Client) applyOne(ctx context.Context, ns string, o *unstructured.Unstru
 		return err
 	}
 	force := true
-	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
+	if c.DryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts)
 	if err != nil {
 		return fmt.Errorf("applying %s %s/%s to %s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), c.Name, err)
 	}
