@@ -35,7 +35,9 @@ func (fakeProcessProvider) Clusters(context.Context) ([]provider.ClusterInfo, er
 func (fakeProcessProvider) IstiodEndpoint(cluster string) (provider.IstiodEndpoint, error) {
 	return provider.IstiodEndpoint{XDS: "127.0.0.1:15010", XDSTLS: "127.0.0.1:15012", Webhook: "localhost:15017", Monitoring: "127.0.0.1:15014", Debug: "127.0.0.1:8080"}, nil
 }
-func (fakeProcessProvider) StartIstiod(context.Context, string, provider.IstiodSpec) error { return nil }
+func (fakeProcessProvider) StartIstiod(context.Context, string, provider.IstiodSpec) error {
+	return nil
+}
 func (fakeProcessProvider) LoadBalancerAddress(cluster string) (string, error) {
 	return "198.18.0." + cluster[len(cluster)-1:], nil
 }

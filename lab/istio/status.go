@@ -16,10 +16,10 @@ import (
 
 // ClusterStatus is Istio's state in one cluster, as `mclab status` shows it.
 type ClusterStatus struct {
-	Cluster string         `json:"cluster"`
-	Role    scenario.Role  `json:"role"`
-	Mesh    string         `json:"mesh"`
-	Network string         `json:"network"`
+	Cluster string        `json:"cluster"`
+	Role    scenario.Role `json:"role"`
+	Mesh    string        `json:"mesh"`
+	Network string        `json:"network"`
 	// NetworkLabel is the topology.istio.io/network label istio-system actually carries.
 	NetworkLabel string `json:"networkLabel"`
 	// ServedBy is the primary whose istiod serves the cluster.
