@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"mclab.dev/mclab/lab/pki"
+	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/lab/state"
 )
 
@@ -17,8 +18,13 @@ import (
 // that do not exist yet (kept in the lab's state, 0600, so a converging up reuses them).
 func (in *Installer) meshCA() (map[string]string, error) {
 	roots := map[string]*pki.CA{}
+	shared := in.S.Istio.Federation != nil && in.S.Istio.Federation.Trust == scenario.TrustSharedRoot
 	for _, m := range in.S.Meshes {
-		root, err := loadOrMakeRoot(filepath.Join(in.Dir, "pki", "meshes", m.ID), m.TrustDomain)
+		dir, name := filepath.Join(in.Dir, "pki", "meshes", m.ID), m.TrustDomain
+		if shared {
+			dir, name = filepath.Join(in.Dir, "pki", "shared-root"), "federation"
+		}
+		root, err := loadOrMakeRoot(dir, name)
 		if err != nil {
 			return nil, fmt.Errorf("root of mesh %s: %w", m.ID, err)
 		}

@@ -144,6 +144,14 @@ func (in *Installer) Steps() []plan.Step {
 		steps = append(steps, plan.Step{Title: "Installing east-west gateways in " + names(gwClusters), Details: gwDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, gwClusters, in.eastWestGateway) }})
 	}
 	steps = append(steps, plan.Step{Title: "Deploying sample workloads", Details: in.sampleDetails(), Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.samples) }})
+	if f := in.federation(); f != nil {
+		var d []string
+		d = append(d, fmt.Sprintf("trust: %s (trustDomainAliases of the other meshes in every meshConfig)", f.Trust))
+		for _, e := range f.Exports {
+			d = append(d, fmt.Sprintf("mesh %s exports %s: Gateway federation-export (15443 AUTO_PASSTHROUGH for these hosts only); other meshes import each as ServiceEntry + WorkloadEntry at %s's east-west gateway(s), port 15443, tlsMode istio", e.Mesh, strings.Join(e.Hosts, ", "), e.Mesh))
+		}
+		steps = append(steps, plan.Step{Title: "Federating meshes", Details: d, Run: in.federate})
+	}
 	return steps
 }
 

@@ -50,7 +50,15 @@ func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
 			return nil, err
 		}
 	}
-	return in.renderer().Render(ChartIstiod, "istiod", IstioNamespace, IstiodValues(t, c, webhookHost, cc.RootCert, remotePilot))
+	values := IstiodValues(t, c, webhookHost, cc.RootCert, remotePilot)
+	fed, err := in.federationMeshConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range fed {
+		values["meshConfig"].(map[string]any)[k] = v
+	}
+	return in.renderer().Render(ChartIstiod, "istiod", IstioNamespace, values)
 }
 
 // webhookHost is host:port of the webhook port of the istiod serving c when it runs as a process

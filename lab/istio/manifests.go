@@ -41,7 +41,7 @@ func (in *Installer) Manifests(c scenario.Cluster) (map[string]string, error) {
 	if idx < 0 {
 		return nil, fmt.Errorf("no cluster %s", c.Name)
 	}
-	objs, err := sampleObjects(idx)
+	objs, err := in.clusterSamples(idx)
 	if err != nil {
 		return nil, err
 	}

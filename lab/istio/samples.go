@@ -33,6 +33,20 @@ func (in *Installer) sampleDetails() []string {
 // sampleObjects returns the sample objects for cluster index i: Istio's samples, with helloworld's v1
 // Deployment renamed to the cluster's version (what samples/helloworld/gen-helloworld.sh does).
 func sampleObjects(i int) ([]*unstructured.Unstructured, error) {
+	return sampleObjectsFor(i, func(string) bool { return true })
+}
+
+// clusterSamples are cluster c's samples: in a federated scenario, a service that a mesh exports runs
+// only in that mesh, so the other meshes can reach it only through the export.
+func (in *Installer) clusterSamples(idx int) ([]*unstructured.Unstructured, error) {
+	c := in.S.Clusters[idx]
+	return sampleObjectsFor(idx, func(app string) bool {
+		exporter := in.exportedBy(app + "." + SampleNamespace + ".svc.cluster.local")
+		return exporter == "" || exporter == c.Mesh
+	})
+}
+
+func sampleObjectsFor(i int, keep func(app string) bool) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, f := range []string{"istio/helloworld.yaml", "istio/curl.yaml", "istio/httpbin.yaml"} {
 		data, err := fixtures.FS.ReadFile(f)
@@ -44,6 +58,13 @@ func sampleObjects(i int) ([]*unstructured.Unstructured, error) {
 			return nil, err
 		}
 		for _, o := range objs {
+			app := o.GetName()
+			if l := o.GetLabels()["app"]; l != "" {
+				app = l
+			}
+			if !keep(app) {
+				continue
+			}
 			if o.GetKind() == "Deployment" && strings.HasPrefix(o.GetName(), "helloworld-") {
 				if o.GetName() != "helloworld-v1" {
 					continue
@@ -79,14 +100,20 @@ func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
 	if err := kc.ApplyTyped(ctx, ns); err != nil {
 		return err
 	}
-	objs, err := sampleObjects(idx)
+	objs, err := in.clusterSamples(idx)
 	if err != nil {
 		return err
 	}
 	if err := kc.Apply(ctx, SampleNamespace, objs...); err != nil {
 		return err
 	}
-	return waitInjected(ctx, kc, 3) // helloworld, curl, httpbin
+	pods := 0
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			pods++
+		}
+	}
+	return waitInjected(ctx, kc, pods)
 }
 
 // waitInjected waits until want pods of the sample namespace are Running and carry istiod's injection

@@ -9,6 +9,9 @@ import (
 // development), whose charts are embedded and whose pilot-discovery the local provider runs.
 const DefaultIstioVersion = "1.31-dev"
 
+// DefaultExportedHost is what the first mesh of a federated scenario exports unless told otherwise.
+const DefaultExportedHost = "httpbin.sample.svc.cluster.local"
+
 // DefaultTrustDomain is Istio's default trust domain.
 const DefaultTrustDomain = "cluster.local"
 
@@ -39,6 +42,17 @@ func (s *Scenario) Default() {
 	}
 	if len(s.Meshes) == 0 {
 		s.Meshes = []Mesh{{ID: "mesh1"}}
+	}
+	if s.Istio.Model == Federated {
+		if s.Istio.Federation == nil {
+			s.Istio.Federation = &Federation{}
+		}
+		if s.Istio.Federation.Trust == "" {
+			s.Istio.Federation.Trust = TrustCACertificates
+		}
+		if s.Istio.Federation.Exports == nil {
+			s.Istio.Federation.Exports = []Export{{Mesh: s.Meshes[0].ID, Hosts: []string{DefaultExportedHost}}}
+		}
 	}
 	for i := range s.Meshes {
 		if s.Meshes[i].TrustDomain == "" {

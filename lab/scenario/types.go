@@ -133,6 +133,38 @@ type Istio struct {
 	Model Model `json:"model,omitempty"`
 	// Version is the Istio version to install (default DefaultIstioVersion).
 	Version string `json:"version,omitempty"`
+	// Federation configures the federated model.
+	Federation *Federation `json:"federation,omitempty"`
+}
+
+// Trust is how federated meshes trust each other's workloads.
+type Trust string
+
+// Federation trust modes.
+const (
+	// TrustCACertificates gives each mesh its own root; each trusts the others' roots through
+	// meshConfig.caCertificates and their trust domains through trustDomainAliases.
+	TrustCACertificates Trust = "ca-certificates"
+	// TrustSharedRoot signs every mesh's intermediates with one root (trust domains still differ and are
+	// aliased).
+	TrustSharedRoot Trust = "shared-root"
+)
+
+// Federation says how separate meshes trust each other and what each exports.
+type Federation struct {
+	// Trust is ca-certificates (default) or shared-root.
+	Trust Trust `json:"trust,omitempty"`
+	// Exports are the services each mesh exports through its east-west gateways (default: mesh1
+	// exports httpbin.sample.svc.cluster.local).
+	Exports []Export `json:"exports,omitempty"`
+}
+
+// Export is what one mesh exports.
+type Export struct {
+	// Mesh is the exporting mesh's id.
+	Mesh string `json:"mesh"`
+	// Hosts are the exported Services' hostnames (e.g. httpbin.sample.svc.cluster.local).
+	Hosts []string `json:"hosts"`
 }
 
 // Mesh is one Istio mesh.

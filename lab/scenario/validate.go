@@ -244,6 +244,7 @@ func (s *Scenario) validateModel() field.ErrorList {
 				fmt.Sprintf("federated needs at least two meshes with clusters in each (have %d mesh(es) in use); add a second mesh and set clusters[].mesh", len(used))))
 		}
 	}
+	errs = append(errs, s.validateFederation()...)
 	for _, m := range s.Meshes {
 		has := false
 		for _, c := range s.Clusters {
@@ -264,6 +265,36 @@ func (s *Scenario) meshIDs() string {
 		ids = append(ids, m.ID)
 	}
 	return strings.Join(ids, ", ")
+}
+
+func (s *Scenario) validateFederation() field.ErrorList {
+	f := s.Istio.Federation
+	p := field.NewPath("istio", "federation")
+	if f == nil {
+		return nil
+	}
+	if s.Istio.Model != Federated {
+		return field.ErrorList{field.Invalid(p, "", "federation applies to istio.model: federated only; remove it or set the model")}
+	}
+	var errs field.ErrorList
+	if f.Trust != TrustCACertificates && f.Trust != TrustSharedRoot {
+		errs = append(errs, field.NotSupported(p.Child("trust"), f.Trust, []Trust{TrustCACertificates, TrustSharedRoot}))
+	}
+	for i, e := range f.Exports {
+		ep := p.Child("exports").Index(i)
+		if s.mesh(e.Mesh) == nil {
+			errs = append(errs, field.Invalid(ep.Child("mesh"), e.Mesh, "no mesh has this id; use one of "+s.meshIDs()))
+		}
+		if len(e.Hosts) == 0 {
+			errs = append(errs, field.Required(ep.Child("hosts"), "name the exported services, e.g. "+DefaultExportedHost))
+		}
+		for j, h := range e.Hosts {
+			for _, msg := range validation.IsDNS1123Subdomain(h) {
+				errs = append(errs, field.Invalid(ep.Child("hosts").Index(j), h, msg+"; use a Service hostname such as "+DefaultExportedHost))
+			}
+		}
+	}
+	return errs
 }
 
 // Cluster returns the named cluster, or nil.
