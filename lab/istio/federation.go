@@ -208,6 +208,6 @@ func workloadEntry(mesh, cluster, name, ns, gateway string, ports []servicePort)
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
 		"metadata": map[string]any{"name": name + "-" + mesh + "-" + cluster, "namespace": ns, "labels": labels},
-		"spec": map[string]any{"address": gateway, "ports": pm, "labels": labels, "serviceAccount": name},
+		"spec":     map[string]any{"address": gateway, "ports": pm, "labels": labels, "serviceAccount": name},
 	}}
 }
