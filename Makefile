@@ -52,7 +52,7 @@ unit:
 
 ## bench: bring-up time and memory per cluster for 2, 3 and 5 clusters (binaries cached)
 bench: tools
-	$(GO) test -run '^$$' -bench BenchmarkUp -benchtime 1x -timeout 30m ./lab/
+	$(GO) test -run '^$$' -bench 'BenchmarkUp' -benchtime 3x -timeout 30m ./lab/
 
 ## verify-code: gofmt and go vet
 verify-code:
