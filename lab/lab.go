@@ -291,3 +291,16 @@ func (m *Manager) Status(ctx context.Context, labName string) (*Status, error) {
 	}
 	return st, nil
 }
+
+// Open returns a lab's record and its provider, for tools that read the lab (verify).
+func (m *Manager) Open(labName string) (*state.Lab, provider.Provider, error) {
+	rec, err := m.Store.Load(labName)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := m.provider(rec.Provider, labName, rec.Scenario)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, p, nil
+}

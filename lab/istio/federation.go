@@ -211,3 +211,6 @@ func workloadEntry(mesh, cluster, name, ns, gateway string, ports []servicePort)
 		"spec":     map[string]any{"address": gateway, "ports": pm, "labels": labels, "serviceAccount": name},
 	}}
 }
+
+// MTLSMode is the tlsMode of endpoints that speak Istio mTLS.
+const MTLSMode = "istio"

@@ -1,0 +1,175 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"mclab.dev/mclab/lab/labtest"
+	"mclab.dev/mclab/lab/pki"
+	"mclab.dev/mclab/reports"
+)
+
+// TestIntegrationVerify runs `mclab verify` against a healthy multi-network lab (exit 0, data-plane
+// checks skipped with their reason, every report written), then seeds one fault at a time and expects
+// exit 1 with the cause named in the output and in the conformance report, converging the lab with
+// `mclab up` between faults. Finally a lab whose API server is gone is inconclusive (exit 2) and still
+// gets a JUnit file.
+func TestIntegrationVerify(t *testing.T) {
+	labtest.SkipIfShort(t)
+	bin := buildMclab(t)
+	stateDir := labtest.StateRoot(t)
+	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
+	if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
+		t.Fatalf("up: %s", stderr)
+	}
+	kcPath, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", "multi-network")
+	c1 := client(t, strings.TrimSpace(kcPath), "multi-network-c1")
+	c2 := client(t, strings.TrimSpace(kcPath), "multi-network-c2")
+
+	verify := func(name string) (string, string, int) {
+		dir := filepath.Join(t.TempDir(), name)
+		out, stderr, code := mclab(t, bin, stateDir, "verify", "--name", "multi-network", "--report-dir", dir)
+		report, _ := os.ReadFile(filepath.Join(dir, "conformance-report.yaml"))
+		return out + stderr, string(report), code
+	}
+
+	out, report, code := verify("healthy")
+	if code != 0 {
+		t.Fatalf("a healthy lab must be conformant (exit %d):\n%s", code, out)
+	}
+	for _, want := range []string{"verdict: conformant", "provider local runs no containers", "view: data-plane"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("conformance report lacks %q:\n%s", want, report)
+		}
+	}
+
+	ctx := context.Background()
+	faults := []struct {
+		name  string
+		seed  func(t *testing.T)
+		cause string
+	}{
+		{"remote secret deleted", func(t *testing.T) {
+			must(t, c1.CoreV1().Secrets("istio-system").Delete(ctx, "istio-remote-secret-c2", metav1.DeleteOptions{}))
+		}, "istiod of c1 has no remote secret for c2"},
+		{"remote secret pointing at a dead server", func(t *testing.T) {
+			s, err := c1.CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-c2", metav1.GetOptions{})
+			must(t, err)
+			kc, err := clientcmd.Load(s.Data["c2"])
+			must(t, err)
+			for _, cl := range kc.Clusters {
+				cl.Server = "https://127.0.0.1:1"
+			}
+			s.Data["c2"], err = clientcmd.Write(*kc)
+			must(t, err)
+			_, err = c1.CoreV1().Secrets("istio-system").Update(ctx, s, metav1.UpdateOptions{})
+			must(t, err)
+		}, "its remote secret points at https://127.0.0.1:1, which does not answer"},
+		{"cacerts from a different root", func(t *testing.T) {
+			root, err := pki.NewRoot("rogue", 0)
+			must(t, err)
+			inter, err := pki.NewIntermediate(root, "c2", 0)
+			must(t, err)
+			s, err := c2.CoreV1().Secrets("istio-system").Get(ctx, "cacerts", metav1.GetOptions{})
+			must(t, err)
+			s.Data = pki.NewCACerts(inter, root).Files()
+			_, err = c2.CoreV1().Secrets("istio-system").Update(ctx, s, metav1.UpdateOptions{})
+			must(t, err)
+		}, "c2's root (sha256 "},
+		{"network label missing on istio-system", func(t *testing.T) {
+			ns, err := c2.CoreV1().Namespaces().Get(ctx, "istio-system", metav1.GetOptions{})
+			must(t, err)
+			delete(ns.Labels, "topology.istio.io/network")
+			_, err = c2.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+			must(t, err)
+		}, "network label missing on c2's istio-system"},
+		{"east-west gateway without an address", func(t *testing.T) {
+			svc, err := c2.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
+			must(t, err)
+			svc.Status.LoadBalancer.Ingress = nil
+			_, err = c2.CoreV1().Services("istio-system").UpdateStatus(ctx, svc, metav1.UpdateOptions{})
+			must(t, err)
+		}, "network2's gateway has no address"},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			f.seed(t)
+			var out, report string
+			var code int
+			// istiod reacts to the fault within a second or two; the verdict must follow.
+			for i := 0; i < 20; i++ {
+				out, report, code = verify(strings.ReplaceAll(f.name, " ", "-"))
+				if code == 1 && strings.Contains(out, f.cause) {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			if code != 1 {
+				t.Errorf("verify exited %d, want 1 (non-conformant):\n%s", code, out)
+			}
+			if !strings.Contains(out, f.cause) || !strings.Contains(reasons(t, report), f.cause) {
+				t.Errorf("the cause %q must be named in the output and the report:\n%s\n%s", f.cause, out, report)
+			}
+			if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
+				t.Fatalf("up must converge the lab after the fault: %s", stderr)
+			}
+			for i := 0; i < 20; i++ {
+				if _, _, code = verify("healed"); code == 0 {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			if code != 0 {
+				t.Errorf("the converged lab is not conformant again (exit %d)", code)
+			}
+		})
+	}
+
+	// Inconclusive: the lab's API servers are gone.
+	mclab(t, bin, stateDir, "down", "--name", "multi-network")
+	dir := filepath.Join(t.TempDir(), "gone")
+	out, stderr, code := mclab(t, bin, stateDir, "verify", "--name", "multi-network", "--report-dir", dir)
+	if code != 2 {
+		t.Errorf("verify of a missing lab must be inconclusive (2), got %d: %s%s", code, out, stderr)
+	}
+	if junit, err := os.ReadFile(filepath.Join(dir, "junit.xml")); err != nil || !strings.Contains(string(junit), "inconclusive") {
+		t.Errorf("JUnit must be written when setup fails: %v %s", err, junit)
+	}
+}
+
+func client(t *testing.T, kubeconfig, context string) *kubernetes.Clientset {
+	t.Helper()
+	return labtest.Client(t, kubeconfig, context)
+}
+
+// reasons reads the conformance report (typed) and joins every failed test's reason.
+func reasons(t *testing.T, report string) string {
+	t.Helper()
+	var cr reports.ConformanceReport
+	if err := yaml.Unmarshal([]byte(report), &cr); err != nil {
+		t.Fatalf("conformance report: %v", err)
+	}
+	var out []string
+	for _, p := range cr.Profiles {
+		for _, f := range p.Core.FailedTests {
+			out = append(out, f.Reason)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

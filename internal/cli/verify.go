@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/kube"
+	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/reports"
+	"mclab.dev/mclab/suites"
+)
+
+type verifyOptions struct {
+	name        string
+	labelFilter string
+	reportDir   string
+	verbose     bool
+	timeout     time.Duration
+}
+
+func newVerifyCommand(g *globals) *cobra.Command {
+	o := &verifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Run the conformance suites against a lab and write the gate's reports",
+		Long: `Run the Ginkgo conformance suites (MC-DISCOVERY, MC-MTLS, MC-CROSS-NETWORK, MC-PRIMARY-REMOTE,
+MC-FEDERATION) against a lab. Each failure names its likely cause and evidence. Reports go to
+--report-dir: junit.xml, ginkgo.json, conformance-report.yaml, summary.html, and an evidence/ bundle on
+failure (no tokens or keys).
+
+Exit codes: 0 conformant, 1 non-conformant (the mesh is broken), 2 inconclusive (the harness or the
+infrastructure failed).`,
+		Example: `  mclab verify --name multi-network
+  mclab verify --name multi-network --label-filter 'MC-MTLS && Required'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
+	}
+	cmd.Flags().StringVar(&o.name, "name", "", "the lab")
+	cmd.Flags().StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'MC-DISCOVERY && control-plane' (labels: see suites/README.md)")
+	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: <lab state>/reports/<time>)")
+	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "print every spec")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole run")
+	return cmd
+}
+
+func (o *verifyOptions) run(ctx context.Context, g *globals) error {
+	if o.name == "" {
+		return &exitError{code: 2, err: errors.New("give --name LAB (`mclab list` shows the labs)")}
+	}
+	m, err := g.manager(false)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if o.reportDir == "" {
+		o.reportDir = filepath.Join(m.Store.Dir(o.name), "reports", time.Now().UTC().Format("20060102T150405Z"))
+	}
+	target, env, err := o.target(ctx, g)
+	if err != nil {
+		_ = reports.WriteSetupFailure(o.reportDir, err)
+		return &exitError{code: 2, err: fmt.Errorf("inconclusive: %w (JUnit in %s)", err, o.reportDir)}
+	}
+	report, err := suites.Run(target, suites.Options{ReportDir: o.reportDir, LabelFilter: o.labelFilter, Timeout: o.timeout, Verbose: o.verbose})
+	if err != nil {
+		_ = reports.WriteSetupFailure(o.reportDir, err)
+		return &exitError{code: 2, err: err}
+	}
+	cr := reports.Build(report, suites.Profiles, reports.Implementation{Project: "istio", Version: env.IstioVersion, Model: string(target.Scenario.Istio.Model)}, env)
+	if err := writeReports(o.reportDir, cr, target); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if cr.Verdict != reports.Conformant {
+		if err := suites.CollectEvidence(ctx, target, filepath.Join(o.reportDir, "evidence")); err != nil {
+			fmt.Fprintf(g.streams.Err, "evidence bundle incomplete: %v\n", err)
+		}
+	}
+	printVerdict(g.streams.Out, cr, o.reportDir)
+	if code := reports.ExitCode(cr.Verdict); code != 0 {
+		return &exitError{code: code, err: fmt.Errorf("lab %s is %s", o.name, cr.Verdict)}
+	}
+	return nil
+}
+
+func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target, reports.Environment, error) {
+	var env reports.Environment
+	m, err := g.manager(false)
+	if err != nil {
+		return nil, env, err
+	}
+	rec, p, err := m.Open(o.name)
+	if err != nil {
+		return nil, env, err
+	}
+	if !rec.Istio {
+		return nil, env, fmt.Errorf("lab %s was made with --skip-istio: there is no mesh to verify", o.name)
+	}
+	t := &suites.Target{Lab: o.name, Scenario: rec.Scenario, Provider: rec.Provider, Capabilities: p.Capabilities(), Clients: map[string]*kube.Client{}}
+	pp, ok := p.(provider.IstiodProcesses)
+	if !ok {
+		return nil, env, errors.New("this provider does not say where istiod runs; verify needs a process runtime for now")
+	}
+	t.Istiod = pp.IstiodEndpoint
+	env = reports.Environment{Lab: o.name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
+	for _, c := range rec.Scenario.Clusters {
+		kc, err := p.Kubeconfig(ctx, c.Name, provider.FromHost)
+		if err != nil {
+			return nil, env, err
+		}
+		cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+		if err != nil {
+			return nil, env, err
+		}
+		cfg.Timeout = 10 * time.Second
+		cl, err := kube.NewClient(c.Name, cfg)
+		if err != nil {
+			return nil, env, err
+		}
+		v, err := cl.Kube.Discovery().ServerVersion()
+		if err != nil {
+			return nil, env, fmt.Errorf("cluster %s does not answer: %w; `mclab status --name %s` says more", c.Name, err, o.name)
+		}
+		env.KubernetesVersion = v.GitVersion
+		t.Clients[c.Name] = cl
+		env.Clusters = append(env.Clusters, c.Name)
+	}
+	st := (&istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(o.name), Provider: p}).Status(ctx)
+	for _, s := range st {
+		if s.IstioVersion != "" {
+			env.IstioVersion = s.IstioVersion
+		}
+	}
+	return t, env, nil
+}
+
+func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) error {
+	data, err := yaml.Marshal(cr)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "conformance-report.yaml"), data, 0o644); err != nil {
+		return err
+	}
+	var clusters []reports.TopologyCluster
+	for _, c := range t.Scenario.Clusters {
+		tc := reports.TopologyCluster{Name: c.Name, Network: c.Network, Mesh: c.Mesh, Role: string(c.Role)}
+		if addr, err := suites.GatewayAddress(context.Background(), t, c.Name); err == nil {
+			tc.Gateway = addr
+		}
+		clusters = append(clusters, tc)
+	}
+	f, err := os.Create(filepath.Join(dir, "summary.html"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return reports.WriteHTML(f, cr, clusters)
+}
+
+func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
+	fmt.Fprintf(w, "\nVerdict: %s\n", cr.Verdict)
+	for _, p := range cr.Profiles {
+		fmt.Fprintf(w, "  %-18s %-8s %s\n", p.Name, p.Core.Result, p.Summary)
+		for _, f := range p.Core.FailedTests {
+			fmt.Fprintf(w, "    ✗ %s [%s]\n      %s\n", f.Name, f.Verdict, indent(f.Reason))
+		}
+	}
+	fmt.Fprintf(w, "Reports: %s (junit.xml, ginkgo.json, conformance-report.yaml, summary.html)\n", dir)
+}
+
+func indent(s string) string {
+	out := ""
+	for i, line := range splitLines(s) {
+		if i > 0 {
+			out += "\n      "
+		}
+		out += line
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}

@@ -1,0 +1,77 @@
+package suites
+
+import (
+	"context"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// CheckNetworkLabels: every cluster's istio-system carries topology.istio.io/network with its network
+// (Istio's multi-network docs: "set the cluster's network there").
+func CheckNetworkLabels(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	for _, c := range t.Scenario.Clusters {
+		ns, err := t.Clients[c.Name].Kube.CoreV1().Namespaces().Get(ctx, istio.IstioNamespace, metav1.GetOptions{})
+		if err != nil {
+			v.fail("%s has no istio-system: %v", c.Name, err)
+			continue
+		}
+		got := ns.Labels[istio.NetworkLabel]
+		v.saw("%s istio-system %s=%q", c.Name, istio.NetworkLabel, got)
+		if got != c.Network {
+			v.fail("network label missing on %s's istio-system (%s=%q, want %q): new workloads and gateways of %s land on the wrong network; kubectl label namespace istio-system %s=%s",
+				c.Name, istio.NetworkLabel, got, c.Network, c.Name, istio.NetworkLabel, c.Network)
+		}
+	}
+	return v
+}
+
+// CheckRemotesServed: every remote's sample pods were injected by its primary's istiod (the proxy
+// carries the remote's cluster ID and network), and its workload certificates are issued by the
+// primary's intermediate.
+func CheckRemotesServed(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	for _, c := range t.Scenario.Clusters {
+		if c.Role != scenario.Remote {
+			continue
+		}
+		pod, err := t.pod(ctx, c.Name, "curl")
+		if err != nil {
+			v.Inconclusive = err
+			return v
+		}
+		if pod.Annotations["sidecar.istio.io/status"] == "" {
+			v.fail("curl in remote %s was not injected: its MutatingWebhookConfiguration does not reach %s's istiod", c.Name, c.Primary)
+			continue
+		}
+		env := map[string]string{}
+		for _, ct := range pod.Spec.Containers {
+			if ct.Name == "istio-proxy" {
+				for _, e := range ct.Env {
+					env[e.Name] = e.Value
+				}
+			}
+		}
+		if env["ISTIO_META_CLUSTER_ID"] != c.Name || env["ISTIO_META_NETWORK"] != c.Network {
+			v.fail("curl in remote %s was injected for cluster %q network %q, want %s and %s: the injection path of its webhook is wrong",
+				c.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"], c.Name, c.Network)
+		}
+		v.saw("remote %s: curl injected with CLUSTER_ID=%s NETWORK=%s", c.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"])
+	}
+	certs := CheckWorkloadCertificates(ctx, t)
+	v.Failures = append(v.Failures, certs.Failures...)
+	v.Inconclusive = certs.Inconclusive
+	for _, e := range certs.Evidence {
+		v.Evidence = append(v.Evidence, e)
+		for _, c := range t.Scenario.Clusters {
+			if c.Role == scenario.Remote && strings.HasPrefix(e, c.Name+":") && !strings.Contains(e, "L="+c.Primary) {
+				v.fail("the certificate of remote %s was not issued by %s's intermediate: %s", c.Name, c.Primary, e)
+			}
+		}
+	}
+	return v
+}

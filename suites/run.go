@@ -1,0 +1,55 @@
+package suites
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// Options configure a run.
+type Options struct {
+	// ReportDir receives junit.xml and ginkgo.json.
+	ReportDir string
+	// LabelFilter is Ginkgo's label filter (e.g. "MC-MTLS && Required").
+	LabelFilter string
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Verbose prints every spec.
+	Verbose bool
+}
+
+// captured is the suite's report, taken in ReportAfterSuite.
+var captured types.Report
+
+var _ = ReportAfterSuite("mclab capture", func(r Report) { captured = r })
+
+// failer satisfies Ginkgo's GinkgoTestingT outside `go test`.
+type failer struct{ failed bool }
+
+func (f *failer) Fail() { f.failed = true }
+
+// Run runs the suites against t, once per process (Ginkgo's rule), writing JUnit XML and Ginkgo JSON
+// into opts.ReportDir, and returns Ginkgo's report.
+func Run(t *Target, opts Options) (types.Report, error) {
+	current = t
+	if err := os.MkdirAll(opts.ReportDir, 0o755); err != nil {
+		return types.Report{}, err
+	}
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	suiteConfig.LabelFilter = opts.LabelFilter
+	suiteConfig.Timeout = opts.Timeout
+	if suiteConfig.Timeout == 0 {
+		suiteConfig.Timeout = 10 * time.Minute
+	}
+	reporterConfig.JUnitReport = filepath.Join(opts.ReportDir, "junit.xml")
+	reporterConfig.JSONReport = filepath.Join(opts.ReportDir, "ginkgo.json")
+	reporterConfig.NoColor = true
+	reporterConfig.Succinct = !opts.Verbose
+	reporterConfig.Verbose = opts.Verbose
+	RunSpecs(&failer{}, fmt.Sprintf("mclab conformance: %s", t.Lab), suiteConfig, reporterConfig)
+	return captured, nil
+}
