@@ -15,7 +15,7 @@ MCLAB    := $(BIN)/mclab
 # Integration tests and benchmarks run real clusters; unit tests alone: make unit.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build lab down status plan tools test unit integration bench verify-code clean
+.PHONY: all build lab down status plan verify tools test unit integration bench verify-code clean
 
 all: build
 
@@ -33,6 +33,10 @@ plan: build
 ## down: delete the lab (NAME=... or ALL=1)
 down: build
 	$(MCLAB) down $(if $(ALL),--all,--name $(NAME))
+
+## verify: run the conformance suites against the lab (LABEL_FILTER=..., REPORT_DIR=...)
+verify: build
+	$(MCLAB) verify --name $(NAME) $(if $(LABEL_FILTER),--label-filter '$(LABEL_FILTER)') $(if $(REPORT_DIR),--report-dir $(REPORT_DIR))
 
 ## status: describe the lab
 status: build

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
@@ -92,7 +93,11 @@ func CheckWorkloadCertificates(ctx context.Context, t *Target) Verdict {
 		spiffe := fmt.Sprintf("spiffe://%s/ns/%s/sa/curl", td, istio.SampleNamespace)
 		chain, key, err := ca.CertificateAndKey(ctx, ca.Request{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name, SPIFFEID: spiffe})
 		if err != nil {
-			v.fail("the CA of istiod %s refused or failed a certificate for %s in %s: %v", serving.Name, spiffe, c.Name, err)
+			if strings.Contains(err.Error(), "x509") {
+				v.fail("istiod %s serves a certificate that does not chain to the root in %s's cacerts Secret: istiod runs with other CA material than the Secret says (restart istiod after changing cacerts): %v", serving.Name, serving.Name, err)
+			} else {
+				v.fail("the CA of istiod %s refused a certificate for %s in %s: %v", serving.Name, spiffe, c.Name, err)
+			}
 			continue
 		}
 		if err := ca.VerifyUnder(chain, root, spiffe); err != nil {

@@ -48,8 +48,12 @@ type Verdict struct {
 	Inconclusive error
 }
 
-func (v *Verdict) fail(format string, args ...any) { v.Failures = append(v.Failures, fmt.Sprintf(format, args...)) }
-func (v *Verdict) saw(format string, args ...any)  { v.Evidence = append(v.Evidence, fmt.Sprintf(format, args...)) }
+func (v *Verdict) fail(format string, args ...any) {
+	v.Failures = append(v.Failures, fmt.Sprintf(format, args...))
+}
+func (v *Verdict) saw(format string, args ...any) {
+	v.Evidence = append(v.Evidence, fmt.Sprintf(format, args...))
+}
 
 // Passed reports a clean verdict.
 func (v *Verdict) Passed() bool { return len(v.Failures) == 0 && v.Inconclusive == nil }
