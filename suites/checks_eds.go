@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	authv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab/istio"
@@ -24,11 +25,23 @@ func (t *Target) edsFor(ctx context.Context, c scenario.Cluster, edsCluster stri
 	if err != nil {
 		return nil, err
 	}
-	ep, err := t.Istiod(t.topo().Serving(c).Name)
+	serving := t.topo().Serving(c)
+	ep, err := t.Istiod(serving.Name)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := xds.Fetch(ctx, ep.XDS, node, edsCluster)
+	// As the pod's agent: the secure xDS port, istiod verified against the mesh root, authenticated with
+	// the pod's service account token (audience istio-ca).
+	root, _, err := t.clusterRoot(ctx, serving.Name)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("TokenRequest for %s/%s in %s: %w", pod.Namespace, pod.Spec.ServiceAccountName, c.Name, err)
+	}
+	snap, err := xds.Fetch(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token}, node, edsCluster)
 	if err != nil {
 		return nil, err
 	}

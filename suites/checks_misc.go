@@ -75,3 +75,48 @@ func CheckRemotesServed(ctx context.Context, t *Target) Verdict {
 	}
 	return v
 }
+
+// ClusterLocalCluster is the EDS cluster of the lab's cluster-local sample.
+const ClusterLocalCluster = "outbound|80||" + istio.ClusterLocalHost
+
+// CheckClusterLocal: a cluster-local service (meshConfig.serviceSettings clusterLocal) stays local:
+// a client in every cluster gets only its own cluster's endpoints for it.
+func CheckClusterLocal(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	all := map[string]string{}
+	for _, c := range t.Scenario.Clusters {
+		ips, err := t.podIPs(ctx, c.Name, "curl")
+		if err != nil {
+			v.Inconclusive = err
+			return v
+		}
+		for ip := range ips {
+			all[ip] = c.Name
+		}
+		if gw, _ := t.networkGatewayOf(ctx, c.Name); gw != "" {
+			all[gw] = c.Name + " (through " + c.Network + "'s gateway)"
+		}
+	}
+	for _, c := range t.Scenario.Clusters {
+		eps, err := t.edsFor(ctx, c, ClusterLocalCluster)
+		if err != nil {
+			v.fail("cannot read the endpoints a client in %s gets for %s: %v", c.Name, istio.ClusterLocalHost, err)
+			continue
+		}
+		v.saw("EDS %s for a client in %s: %+v", ClusterLocalCluster, c.Name, eps)
+		for _, e := range eps {
+			if owner, ok := all[e.Address]; !ok || owner != c.Name {
+				where := owner
+				if !ok {
+					where = "an unknown workload"
+				}
+				v.fail("%s is cluster-local but a client in %s gets an endpoint of %s (%s:%d): istiod of %s lacks meshConfig.serviceSettings clusterLocal for it",
+					istio.ClusterLocalHost, c.Name, where, e.Address, e.Port, t.topo().Serving(c).Name)
+			}
+		}
+		if len(eps) == 0 {
+			v.fail("a client in %s gets no endpoint for %s, not even its own cluster's", c.Name, istio.ClusterLocalHost)
+		}
+	}
+	return v
+}

@@ -67,6 +67,9 @@ var _ = Describe("MC-DISCOVERY", Label("MC-DISCOVERY"), func() {
 	It("a client in every cluster gets helloworld endpoints from every cluster of its mesh", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		check(ctx, CheckEndpoints)
 	})
+	It("a cluster-local service stays in its cluster", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		check(ctx, CheckClusterLocal)
+	})
 	It("requests from curl reach helloworld in every cluster", Label(LabelRequired, LabelDataPlane), func() {
 		dataPlane("curl helloworld.sample:5000 from every cluster, ReachedClusters semantics")
 	})

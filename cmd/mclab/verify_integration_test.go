@@ -92,6 +92,26 @@ func TestIntegrationVerify(t *testing.T) {
 			_, err = c2.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
 			must(t, err)
 		}, "network label missing on c2's istio-system"},
+		{"cluster-local setting missing from istiod's mesh config", func(t *testing.T) {
+			// istiod watches its mesh config file: drop serviceSettings from c1's.
+			mesh := filepath.Join(stateDir, "labs", "multi-network", "local", "c1", "istiod", "etc", "istio", "config", "mesh")
+			data, err := os.ReadFile(mesh)
+			must(t, err)
+			var kept []string
+			skip := false
+			for _, line := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(line, "serviceSettings:") {
+					skip = true
+					continue
+				}
+				if skip && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "-")) {
+					continue
+				}
+				skip = false
+				kept = append(kept, line)
+			}
+			must(t, os.WriteFile(mesh, []byte(strings.Join(kept, "\n")), 0o600))
+		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2"},
 		{"east-west gateway without an address", func(t *testing.T) {
 			svc, err := c2.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
 			must(t, err)

@@ -93,8 +93,13 @@ func IstiodValues(t Topology, c scenario.Cluster, webhookHost string, rootPEM []
 		"multiCluster": map[string]any{"clusterName": c.Name},
 	}
 	values := map[string]any{
-		"global":     global,
-		"meshConfig": map[string]any{"trustDomain": mesh.TrustDomain},
+		"global": global,
+		"meshConfig": map[string]any{
+			"trustDomain": mesh.TrustDomain,
+			// One sample is cluster-local, so the lab shows (and verify checks) a service that never
+			// leaves its cluster, as Istio's TestClusterLocal configures it.
+			"serviceSettings": []any{map[string]any{"settings": map[string]any{"clusterLocal": true}, "hosts": []any{ClusterLocalHost}}},
+		},
 	}
 	remote := map[string]any{}
 	switch c.Role {
@@ -136,6 +141,9 @@ func EastWestGatewayValues(c scenario.Cluster) map[string]any {
 		"global":         map[string]any{"network": c.Network},
 	}
 }
+
+// ClusterLocalHost is the sample service every lab makes cluster-local (meshConfig.serviceSettings).
+const ClusterLocalHost = "curl.sample.svc.cluster.local"
 
 // EastWestGatewayName is the east-west gateway's Deployment and Service name.
 const EastWestGatewayName = "istio-eastwestgateway"

@@ -5,6 +5,8 @@ package xds
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"sort"
 	"time"
@@ -14,7 +16,9 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -82,9 +86,20 @@ type Snapshot struct {
 	Endpoints map[string][]Endpoint `json:"endpoints"`
 }
 
-// Fetch opens an ADS stream to addr (istiod's plaintext xDS port), asks for every cluster (CDS), ACKs,
-// then asks for the endpoints of edsClusters and returns the first answer.
-func Fetch(ctx context.Context, addr string, node Node, edsClusters ...string) (*Snapshot, error) {
+// Conn says how to reach istiod's xDS server.
+type Conn struct {
+	// Addr is host:port.
+	Addr string
+	// Roots, when set, make the connection TLS (the secure xDS port, 15012) verified against them, as
+	// istiod.istio-system.svc; Token is then sent as the pod's agent sends its istio-ca token.
+	Roots []byte
+	Token string
+}
+
+// Fetch opens an ADS stream to istiod, asks for every cluster (CDS), ACKs, then asks for the endpoints
+// of edsClusters and returns the first answer. On the secure port it authenticates with the token, as a
+// sidecar's agent does.
+func Fetch(ctx context.Context, c Conn, node Node, edsClusters ...string) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	md, err := structpb.NewStruct(node.Metadata)
@@ -92,7 +107,19 @@ func Fetch(ctx context.Context, addr string, node Node, edsClusters ...string) (
 		return nil, err
 	}
 	n := &core.Node{Id: node.ID, Metadata: md}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	addr := c.Addr
+	creds := insecure.NewCredentials()
+	if len(c.Roots) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c.Roots) {
+			return nil, fmt.Errorf("no root to verify istiod with")
+		}
+		creds = credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "istiod.istio-system.svc"})
+		if c.Token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.Token)
+		}
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return nil, err
 	}
