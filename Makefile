@@ -48,7 +48,7 @@ tools: build
 
 ## test: every test, unit and integration (the integration tests run real local clusters)
 test: verify-code tools
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: the fast tests only
 unit:

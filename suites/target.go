@@ -17,6 +17,7 @@ import (
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/suites/probe/traffic"
 )
 
 // Target is what the suites verify: the scenario, a client per cluster, how to reach each istiod, and
@@ -34,6 +35,8 @@ type Target struct {
 	Clients map[string]*kube.Client
 	// Istiod returns the endpoint of the istiod serving a primary.
 	Istiod func(cluster string) (provider.IstiodEndpoint, error)
+	// Exec runs commands in pods, for data-plane checks; nil where pods run no containers.
+	Exec traffic.Exec
 }
 
 func (t *Target) topo() istio.Topology { return istio.Topology{S: t.Scenario} }
