@@ -57,10 +57,11 @@ func TestIntegrationVerify(t *testing.T) {
 		name  string
 		seed  func(t *testing.T)
 		cause string
+		also  string // a second check the fault must fail, if any
 	}{
 		{"remote secret deleted", func(t *testing.T) {
 			must(t, c1.CoreV1().Secrets("istio-system").Delete(ctx, "istio-remote-secret-c2", metav1.DeleteOptions{}))
-		}, "istiod of c1 has no remote secret for c2"},
+		}, "istiod of c1 has no remote secret for c2", ""},
 		{"remote secret pointing at a dead server", func(t *testing.T) {
 			s, err := c1.CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-c2", metav1.GetOptions{})
 			must(t, err)
@@ -73,7 +74,7 @@ func TestIntegrationVerify(t *testing.T) {
 			must(t, err)
 			_, err = c1.CoreV1().Secrets("istio-system").Update(ctx, s, metav1.UpdateOptions{})
 			must(t, err)
-		}, "its remote secret points at https://127.0.0.1:1, which does not answer"},
+		}, "its remote secret points at https://127.0.0.1:1, which does not answer", ""},
 		{"cacerts from a different root", func(t *testing.T) {
 			root, err := pki.NewRoot("rogue", 0)
 			must(t, err)
@@ -84,14 +85,14 @@ func TestIntegrationVerify(t *testing.T) {
 			s.Data = pki.NewCACerts(inter, root).Files()
 			_, err = c2.CoreV1().Secrets("istio-system").Update(ctx, s, metav1.UpdateOptions{})
 			must(t, err)
-		}, "c2's root (sha256 "},
+		}, "c2's root (sha256 ", "istiod c2 serves a certificate that does not chain to the root in c2's cacerts Secret"},
 		{"network label missing on istio-system", func(t *testing.T) {
 			ns, err := c2.CoreV1().Namespaces().Get(ctx, "istio-system", metav1.GetOptions{})
 			must(t, err)
 			delete(ns.Labels, "topology.istio.io/network")
 			_, err = c2.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
 			must(t, err)
-		}, "network label missing on c2's istio-system"},
+		}, "network label missing on c2's istio-system", ""},
 		{"cluster-local setting missing from istiod's mesh config", func(t *testing.T) {
 			// istiod watches its mesh config file: drop serviceSettings from c1's.
 			mesh := filepath.Join(stateDir, "labs", "multi-network", "local", "c1", "istiod", "etc", "istio", "config", "mesh")
@@ -111,14 +112,14 @@ func TestIntegrationVerify(t *testing.T) {
 				kept = append(kept, line)
 			}
 			must(t, os.WriteFile(mesh, []byte(strings.Join(kept, "\n")), 0o600))
-		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2"},
+		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2", ""},
 		{"east-west gateway without an address", func(t *testing.T) {
 			svc, err := c2.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
 			must(t, err)
 			svc.Status.LoadBalancer.Ingress = nil
 			_, err = c2.CoreV1().Services("istio-system").UpdateStatus(ctx, svc, metav1.UpdateOptions{})
 			must(t, err)
-		}, "network2's gateway has no address"},
+		}, "network2's gateway has no address", ""},
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
@@ -138,6 +139,9 @@ func TestIntegrationVerify(t *testing.T) {
 			}
 			if !strings.Contains(out, f.cause) || !strings.Contains(reasons(t, report), f.cause) {
 				t.Errorf("the cause %q must be named in the output and the report:\n%s\n%s", f.cause, out, report)
+			}
+			if f.also != "" && !strings.Contains(reasons(t, report), f.also) {
+				t.Errorf("the fault must also fail with %q:\n%s", f.also, out)
 			}
 			if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
 				t.Fatalf("up must converge the lab after the fault: %s", stderr)
