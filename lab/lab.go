@@ -20,6 +20,7 @@ import (
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/provider/kind"
 	"mclab.dev/mclab/lab/provider/local"
 	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/lab/state"
@@ -79,10 +80,10 @@ func (m *Manager) resolveProvider(ctx context.Context, requested scenario.Provid
 	case scenario.ProviderAuto, "":
 		d := provider.Detect(ctx, m.Runner)
 		if d.Provider == scenario.ProviderKind {
-			return scenario.ProviderLocal, fmt.Sprintf("provider auto: %s, but the kind provider is not built yet; chose local", d.Reason), nil
+			return scenario.ProviderLocal, fmt.Sprintf("provider auto: %s, but the kind provider cannot create labs yet; chose local", d.Reason), nil
 		}
 		return d.Provider, "provider auto: chose " + string(d.Provider) + " because " + d.Reason, nil
-	case scenario.ProviderKind, scenario.ProviderExisting:
+	case scenario.ProviderExisting:
 		return "", "", fmt.Errorf("%w: provider %s is not built yet in this mclab; use --provider local (no containers needed) or --provider auto", ErrNotBuilt, requested)
 	}
 	return requested, "", nil
@@ -98,7 +99,9 @@ func (m *Manager) provider(name scenario.ProviderName, labName string, s *scenar
 			Binaries: &binaries.Builder{CacheDir: m.CacheDir, Out: m.Out},
 			Out:      m.Out,
 		}), nil
-	case scenario.ProviderKind, scenario.ProviderExisting:
+	case scenario.ProviderKind:
+		return kind.New(kind.Config{Lab: labName, Store: m.Store, Scenario: s, Runner: m.Runner}), nil
+	case scenario.ProviderExisting:
 		return nil, fmt.Errorf("%w: provider %s; use --provider local", ErrNotBuilt, name)
 	}
 	return nil, fmt.Errorf("unknown provider %q; use one of %v", name, scenario.Providers)
@@ -120,6 +123,9 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	pl, p, err := m.Plan(ctx, s, labName)
 	if err != nil {
 		return err
+	}
+	if why := p.Capabilities().Incomplete; why != "" {
+		return fmt.Errorf("%w: %s", ErrNotBuilt, why)
 	}
 	if !fresh && prev.Provider != p.Name() {
 		return fmt.Errorf("lab %q runs on provider %s, not %s; `mclab down --name %s` first, or choose another --name", labName, prev.Provider, p.Name(), labName)

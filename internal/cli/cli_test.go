@@ -22,14 +22,22 @@ func run(t *testing.T, args ...string) (string, string, int) {
 // TestPlanGolden pins what `mclab plan` prints for the built-in scenarios on the local provider.
 func TestPlanGolden(t *testing.T) {
 	state := t.TempDir()
-	for _, sc := range []string{"multi-network", "single-network-primary-remote", "istio-ci", "multi-network-federated-3"} {
-		t.Run(sc, func(t *testing.T) {
-			out, errOut, code := run(t, "plan", "--state-dir", state, "--scenario", sc, "--provider", "local", "--show-scenario")
+	for _, tc := range []struct{ sc, provider string }{
+		{"multi-network", "local"}, {"single-network-primary-remote", "local"}, {"istio-ci", "local"}, {"multi-network-federated-3", "local"},
+		{"multi-network", "kind"}, {"single-network", "kind"}, {"mixed-network", "kind"}, {"istio-ci", "kind"},
+	} {
+		sc := tc.sc
+		t.Run(tc.provider+"/"+sc, func(t *testing.T) {
+			out, errOut, code := run(t, "plan", "--state-dir", state, "--scenario", sc, "--provider", tc.provider, "--show-scenario")
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
 			got := strings.ReplaceAll(out, state, "$STATE")
-			golden := filepath.Join("testdata", "plan-"+sc+".golden")
+			name := "plan-" + sc + ".golden"
+			if tc.provider != "local" {
+				name = "plan-" + tc.provider + "-" + sc + ".golden"
+			}
+			golden := filepath.Join("testdata", name)
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
@@ -64,7 +72,8 @@ func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
 		{[]string{"up", "--topology", "ring"}, []string{`topology "ring" is not supported`}},
 		{[]string{"up", "--model", "federated", "--clusters", "1"}, []string{"clusters 1 is out of range"}},
 		{[]string{"up", "--provider", "minikube"}, []string{`--provider "minikube" is not supported`}},
-		{[]string{"up", "--provider", "kind"}, []string{"provider kind is not built yet", "--provider local"}},
+		{[]string{"up", "--provider", "kind"}, []string{"creating them is not finished", "--provider local"}},
+		{[]string{"up", "--provider", "existing"}, []string{"provider existing is not built yet", "--provider local"}},
 		{[]string{"up", "--name", "Bad_Name"}, []string{`lab name "Bad_Name"`, "choose another --name"}},
 		{[]string{"up", "--scenario", "no-such-scenario"}, []string{`no scenario named "no-such-scenario"`, "istio-ci"}},
 	}

@@ -67,6 +67,8 @@ type Capabilities struct {
 	LoadBalancer string `json:"loadBalancer"`
 	// Istiod is where istiod runs.
 	Istiod IstiodRuntime `json:"istiod"`
+	// Incomplete, when set, says why `up` cannot run on this provider yet (`plan` can).
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // ClusterInfo describes one cluster of a lab.
