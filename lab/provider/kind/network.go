@@ -42,7 +42,9 @@ type Route struct {
 	Via string
 }
 
-func (r Route) String() string { return fmt.Sprintf("%s: ip route add %s via %s", r.Node, r.Dest, r.Via) }
+func (r Route) String() string {
+	return fmt.Sprintf("%s: ip route add %s via %s", r.Node, r.Dest, r.Via)
+}
 
 // Routes makes clusters on the same network reach each other's pod and Service subnets, in both
 // directions, from every node; clusters on different networks get none, so only load-balancer
