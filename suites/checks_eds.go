@@ -131,14 +131,8 @@ func (t *Target) networkGateway(ctx context.Context, network, mesh string) (stri
 		if c.Network != network || c.Mesh != mesh {
 			continue
 		}
-		svc, err := t.Clients[c.Name].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, istio.EastWestGatewayName, metav1.GetOptions{})
-		if err != nil {
-			continue
-		}
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if ing.IP != "" {
-				return ing.IP, nil
-			}
+		if addr, err := t.networkGatewayOf(ctx, c.Name); err == nil && addr != "" {
+			return addr, nil
 		}
 	}
 	return "", nil

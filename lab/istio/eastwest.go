@@ -19,21 +19,12 @@ func (in *Installer) gatewayAddress(cluster string) (string, error) {
 	if lb, ok := in.Provider.(provider.LoadBalancerAssigner); ok && in.Provider.Capabilities().LoadBalancer == "lab-assigned" {
 		return lb.LoadBalancerAddress(cluster)
 	}
-	kc, err := in.client(context.Background(), cluster)
+	addr, err := readGatewayAddress(context.Background(), in, cluster)
 	if err != nil {
 		return "", err
 	}
-	svc, err := kc.Kube.CoreV1().Services(IstioNamespace).Get(context.Background(), EastWestGatewayName, metav1.GetOptions{})
-	if err != nil {
-		return "", err
-	}
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if ing.IP != "" {
-			return ing.IP, nil
-		}
-		if ing.Hostname != "" {
-			return ing.Hostname, nil
-		}
+	if addr != "" {
+		return addr, nil
 	}
 	return "", fmt.Errorf("%s's east-west gateway has no address yet", cluster)
 }
