@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 
+	"mclab.dev/mclab/fixtures"
 	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
@@ -50,7 +53,7 @@ func (p *Provider) Name() scenario.ProviderName { return scenario.ProviderKind }
 // Capabilities implements provider.Provider.
 func (p *Provider) Capabilities() provider.Capabilities {
 	return provider.Capabilities{CreatesClusters: true, RunsContainers: true, LoadBalancer: "metallb", Istiod: provider.IstiodInCluster,
-		Incomplete: "the kind provider plans labs, but creating them is not finished (MetalLB install, in-cluster istiod); use --provider local"}
+		Incomplete: "the kind provider plans labs, but creating them is not finished (in-cluster istiod, images, node-log export); use --provider local"}
 }
 
 // DefaultNetwork is kind's Docker network and the subnet it usually has; the real subnet is read at up.
@@ -275,9 +278,84 @@ func (p *Provider) routes(ctx context.Context) error {
 	return nil
 }
 
-// metallb installs MetalLB in every cluster with its own pool from the kind network's subnet.
+// NetworkSubnet reads the IPv4 subnet of kind's Docker network (a dual-stack network lists two).
+func (p *Provider) NetworkSubnet(ctx context.Context) (netip.Prefix, error) {
+	out, err := p.cfg.Runner.Run(ctx, "docker", "network", "inspect", DefaultNetwork, "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}")
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("reading the %s network: %w", DefaultNetwork, err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if pre, err := netip.ParsePrefix(f); err == nil && pre.Addr().Is4() {
+			return pre, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("the %s network has no IPv4 subnet (%q); recreate it with one: docker network rm kind", DefaultNetwork, strings.TrimSpace(string(out)))
+}
+
+// metallb installs MetalLB (the manifest Istio's CI uses) in every cluster, waits for its controller,
+// and gives each cluster its own pool carved from the kind network's subnet.
 func (p *Provider) metallb(ctx context.Context) error {
-	return fmt.Errorf("installing MetalLB on kind is not built yet; the pools are computed (see `mclab plan --provider kind`)")
+	subnet, err := p.NetworkSubnet(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, c := range p.cfg.Scenario.Clusters {
+		names = append(names, c.Name)
+	}
+	pools, err := Pools(subnet, names)
+	if err != nil {
+		return err
+	}
+	manifest, err := fixtures.FS.ReadFile("metallb/metallb-native.yaml")
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range p.cfg.Scenario.Clusters {
+		g.Go(func() error {
+			kc, err := p.client(gctx, c.Name)
+			if err != nil {
+				return err
+			}
+			if err := kc.ApplyManifest(gctx, string(manifest), "metallb-system"); err != nil {
+				return err
+			}
+			if err := waitDeploymentAvailable(gctx, kc, "metallb-system", "controller", 3*time.Minute); err != nil {
+				return fmt.Errorf("MetalLB in %s: %w; LoadBalancer Services would stay <pending> (check image pulls: docker pull registry.istio.io/testing/metallb/controller:v0.14.3)", c.Name, err)
+			}
+			return kc.ApplyManifest(gctx, PoolManifest(pools[c.Name]), "metallb-system")
+		})
+	}
+	return g.Wait()
+}
+
+func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, error) {
+	kc, err := p.Kubeconfig(ctx, cluster, provider.FromHost)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kube.NewClient(cluster, cfg)
+}
+
+func waitDeploymentAvailable(ctx context.Context, kc *kube.Client, ns, name string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		d, err := kc.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && d.Status.AvailableReplicas > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deployment %s/%s not available after %s", ns, name, timeout)
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // Delete implements provider.Provider: every kind cluster of the lab, then the provider's files.

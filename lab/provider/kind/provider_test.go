@@ -27,6 +27,8 @@ func (f *fakeDocker) Run(_ context.Context, name string, args ...string) ([]byte
 	switch {
 	case f.down:
 		return []byte("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"), &exec.RunError{Command: append([]string{name}, args...), Err: errors.New("exit status 1")}
+	case len(args) > 1 && args[0] == "network":
+		return []byte("172.19.0.0/16 fc00:f853:ccd:e793::/64 \n"), nil
 	case len(args) > 0 && args[0] == "ps":
 		label := strings.TrimPrefix(args[2], "label=io.x-k8s.kind.cluster=")
 		return []byte(label + "-control-plane\n"), nil
@@ -87,5 +89,13 @@ func TestPreflightSaysHowToFix(t *testing.T) {
 	err := p.preflight(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "docker does not answer") || !strings.Contains(err.Error(), "--provider local") {
 		t.Errorf("preflight: %v", err)
+	}
+}
+
+func TestNetworkSubnetPicksIPv4OfDualStack(t *testing.T) {
+	p := New(Config{Lab: "lab", Store: state.Store{Root: t.TempDir()}, Runner: &fakeDocker{}})
+	got, err := p.NetworkSubnet(context.Background())
+	if err != nil || got.String() != "172.19.0.0/16" {
+		t.Fatalf("NetworkSubnet = %v, %v", got, err)
 	}
 }
