@@ -20,6 +20,7 @@ import (
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/provider/existing"
 	"mclab.dev/mclab/lab/provider/kind"
 	"mclab.dev/mclab/lab/provider/local"
 	"mclab.dev/mclab/lab/scenario"
@@ -83,8 +84,7 @@ func (m *Manager) resolveProvider(ctx context.Context, requested scenario.Provid
 			return scenario.ProviderLocal, fmt.Sprintf("provider auto: %s, but the kind provider cannot create labs yet; chose local", d.Reason), nil
 		}
 		return d.Provider, "provider auto: chose " + string(d.Provider) + " because " + d.Reason, nil
-	case scenario.ProviderExisting:
-		return "", "", fmt.Errorf("%w: provider %s is not built yet in this mclab; use --provider local (no containers needed) or --provider auto", ErrNotBuilt, requested)
+
 	}
 	return requested, "", nil
 }
@@ -102,7 +102,7 @@ func (m *Manager) provider(name scenario.ProviderName, labName string, s *scenar
 	case scenario.ProviderKind:
 		return kind.New(kind.Config{Lab: labName, Store: m.Store, Scenario: s, Runner: m.Runner}), nil
 	case scenario.ProviderExisting:
-		return nil, fmt.Errorf("%w: provider %s; use --provider local", ErrNotBuilt, name)
+		return existing.New(labName, s), nil
 	}
 	return nil, fmt.Errorf("unknown provider %q; use one of %v", name, scenario.Providers)
 }
@@ -124,8 +124,12 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	if err != nil {
 		return err
 	}
-	if why := p.Capabilities().Incomplete; why != "" {
-		return fmt.Errorf("%w: %s", ErrNotBuilt, why)
+	caps := p.Capabilities()
+	if caps.Incomplete != "" {
+		return fmt.Errorf("%w: %s", ErrNotBuilt, caps.Incomplete)
+	}
+	if caps.IstioIncomplete != "" && !m.SkipIstio {
+		return fmt.Errorf("%w: %s", ErrNotBuilt, caps.IstioIncomplete)
 	}
 	if !fresh && prev.Provider != p.Name() {
 		return fmt.Errorf("lab %q runs on provider %s, not %s; `mclab down --name %s` first, or choose another --name", labName, prev.Provider, p.Name(), labName)

@@ -73,7 +73,7 @@ func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
 		{[]string{"up", "--model", "federated", "--clusters", "1"}, []string{"clusters 1 is out of range"}},
 		{[]string{"up", "--provider", "minikube"}, []string{`--provider "minikube" is not supported`}},
 		{[]string{"up", "--provider", "kind"}, []string{"creating them is not finished", "--provider local"}},
-		{[]string{"up", "--provider", "existing"}, []string{"provider existing is not built yet", "--provider local"}},
+		{[]string{"up", "--provider", "existing"}, []string{"installing Istio on existing clusters", "--skip-istio"}},
 		{[]string{"up", "--name", "Bad_Name"}, []string{`lab name "Bad_Name"`, "choose another --name"}},
 		{[]string{"up", "--scenario", "no-such-scenario"}, []string{`no scenario named "no-such-scenario"`, "istio-ci"}},
 	}

@@ -1,0 +1,58 @@
+package lab_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"mclab.dev/mclab/lab"
+	"mclab.dev/mclab/lab/labtest"
+	"mclab.dev/mclab/lab/scenario"
+)
+
+// TestIntegrationExistingProvider points the existing provider at a running local lab's kubeconfig
+// contexts: it maps the clusters (contexts named <scenario>-<cluster>), reads their nodes, sees that
+// the nodes are kwok fakes (no containers, said in the capabilities), refuses to install Istio before
+// touching anything, and `down` forgets the lab without stopping the clusters it does not own.
+func TestIntegrationExistingProvider(t *testing.T) {
+	labtest.SkipIfShort(t)
+	host, out := labtest.Manager(t)
+	host.SkipIstio = true
+	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Provider.Name = scenario.ProviderLocal
+	if err := host.Up(t.Context(), s, s.Name); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+
+	gate, _ := labtest.Manager(t)
+	ex := *s
+	ex.Provider = scenario.Provider{Name: scenario.ProviderExisting, Existing: &scenario.ExistingOptions{Kubeconfig: host.Store.Kubeconfig(s.Name)}}
+	err = gate.Up(t.Context(), &ex, "gate")
+	if !errors.Is(err, lab.ErrNotBuilt) || !strings.Contains(err.Error(), "--skip-istio") {
+		t.Fatalf("installing Istio on existing clusters must be refused with the way out: %v", err)
+	}
+	if names, _ := gate.Store.List(); len(names) != 0 {
+		t.Fatalf("a refused up left labs: %v", names)
+	}
+	gate.SkipIstio = true
+	if err := gate.Up(t.Context(), &ex, "gate"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := gate.Status(t.Context(), "gate")
+	if err != nil || !st.Ready() || len(st.Clusters) != 2 || st.Clusters[1].Nodes[0].Name != "c2-node-0" {
+		t.Fatalf("status through existing contexts: %+v %v", st, err)
+	}
+	if st.Capabilities.CreatesClusters || st.Capabilities.RunsContainers || !strings.Contains(st.Capabilities.NoContainersReason, "kwok") {
+		t.Errorf("capabilities: %+v", st.Capabilities)
+	}
+	if _, err := gate.Down(t.Context(), "gate"); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := host.Status(t.Context(), s.Name)
+	if err != nil || !hs.Ready() {
+		t.Fatalf("down of an existing-clusters lab must leave the clusters running: %+v %v", hs, err)
+	}
+}
