@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"time"
 
@@ -166,6 +167,12 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	// Clean up with a context of our own: the caller's may be the cancelled one.
 	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	if lc, ok := p.(provider.LogCollector); ok && ctx.Err() == nil {
+		dir := filepath.Join(m.Store.Root, "failed", labName+"-"+time.Now().UTC().Format("20060102T150405Z"))
+		if err := lc.CollectLogs(cleanCtx, dir); err == nil {
+			runErr = fmt.Errorf("%w\nlogs of the failed up: %s", runErr, dir)
+		}
+	}
 	switch {
 	case m.Retain:
 		rec.Phase = state.Failed

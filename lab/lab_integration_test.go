@@ -178,7 +178,7 @@ func TestIntegrationFailedUpLeavesNothing(t *testing.T) {
 	if err == nil {
 		t.Fatalf("up should fail when kube-apiserver cannot start\n%s", out)
 	}
-	for _, want := range []string{"kube-apiserver of c", "exited", "seeded fault: cannot load TLS certificate", "nothing was left behind"} {
+	for _, want := range []string{"kube-apiserver of c", "exited", "seeded fault: cannot load TLS certificate", "nothing was left behind", "logs of the failed up: "} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
@@ -188,6 +188,12 @@ func TestIntegrationFailedUpLeavesNothing(t *testing.T) {
 	}
 	if pids := labtest.ProcessesUnder(m.Store.Root); len(pids) > 0 {
 		t.Errorf("failed up left processes running: %v", pids)
+	}
+	logs, _ := filepath.Glob(filepath.Join(m.Store.Root, "failed", "doomed-*", "c1", "kube-apiserver.log"))
+	if len(logs) != 1 {
+		t.Errorf("the failed up's logs must be kept for the report: %v", logs)
+	} else if data, _ := os.ReadFile(logs[0]); !strings.Contains(string(data), "seeded fault") {
+		t.Errorf("the kept kube-apiserver log lacks the failure: %s", data)
 	}
 }
 

@@ -41,7 +41,7 @@ func (t *Target) edsFor(ctx context.Context, c scenario.Cluster, edsCluster stri
 	if err != nil {
 		return nil, fmt.Errorf("TokenRequest for %s/%s in %s: %w", pod.Namespace, pod.Spec.ServiceAccountName, c.Name, err)
 	}
-	snap, err := xds.Fetch(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token}, node, edsCluster)
+	snap, err := xds.Fetch(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name}, node, edsCluster)
 	if err != nil {
 		return nil, err
 	}

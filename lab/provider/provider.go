@@ -156,3 +156,10 @@ type LoadBalancerAssigner interface {
 	// LoadBalancerAddress is the address of cluster's east-west gateway.
 	LoadBalancerAddress(cluster string) (string, error)
 }
+
+// LogCollector is implemented by providers that can export their clusters' logs (node logs, component
+// logs) for a failure report.
+type LogCollector interface {
+	// CollectLogs writes the lab's logs under dir.
+	CollectLogs(ctx context.Context, dir string) error
+}

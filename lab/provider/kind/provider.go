@@ -388,3 +388,20 @@ func (p *Provider) Clusters(ctx context.Context) ([]provider.ClusterInfo, error)
 	}
 	return out, nil
 }
+
+var _ provider.LogCollector = (*Provider)(nil)
+
+// CollectLogs implements provider.LogCollector: `kind export logs` for every cluster of the lab.
+func (p *Provider) CollectLogs(ctx context.Context, dir string) error {
+	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
+	var errs []string
+	for _, c := range p.cfg.Scenario.Clusters {
+		if err := kp.CollectLogs(ClusterName(p.cfg.Lab, c.Name), filepath.Join(dir, c.Name)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("exporting kind logs: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

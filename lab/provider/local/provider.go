@@ -417,3 +417,27 @@ func (p *Provider) describe(ctx context.Context, c scenario.Cluster, ps Ports) p
 	info.Message = strings.Join(problems, "; ")
 	return info
 }
+
+var _ provider.LogCollector = (*Provider)(nil)
+
+// CollectLogs implements provider.LogCollector: every component's log, by cluster.
+func (p *Provider) CollectLogs(ctx context.Context, dir string) error {
+	logs, err := filepath.Glob(filepath.Join(p.dir, "*", "logs", "*.log"))
+	if err != nil {
+		return err
+	}
+	for _, l := range logs {
+		cluster := filepath.Base(filepath.Dir(filepath.Dir(l)))
+		data, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(dir, cluster), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, cluster, filepath.Base(l)), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -94,6 +94,8 @@ type Conn struct {
 	// istiod.istio-system.svc; Token is then sent as the pod's agent sends its istio-ca token.
 	Roots []byte
 	Token string
+	// ClusterID tells istiod which cluster's API server reviews the token (the agent sends it too).
+	ClusterID string
 }
 
 // Fetch opens an ADS stream to istiod, asks for every cluster (CDS), ACKs, then asks for the endpoints
@@ -116,7 +118,7 @@ func Fetch(ctx context.Context, c Conn, node Node, edsClusters ...string) (*Snap
 		}
 		creds = credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "istiod.istio-system.svc"})
 		if c.Token != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.Token)
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.Token, "ClusterID", c.ClusterID)
 		}
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
