@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL
 
@@ -26,10 +27,19 @@ var Profiles = []string{"MC-DISCOVERY", "MC-MTLS", "MC-CROSS-NETWORK", "MC-PRIMA
 // current is the target of the running suite (RunSpecs runs once per process).
 var current *Target
 
+// Settle is how long a failing check is retried (every second) before its verdict stands: istiod
+// pushes in well under a second, so a mesh that just converged is not judged mid-push.
+var Settle = 5 * time.Second
+
 // check runs a check and turns its verdict into the spec's outcome: a diagnosis fails the spec as
 // non-conformant, a harness or infrastructure error fails it as inconclusive.
 func check(ctx context.Context, f func(context.Context, *Target) Verdict) {
+	deadline := time.Now().Add(Settle)
 	v := f(ctx, current)
+	for !v.Passed() && v.Inconclusive == nil && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Second)
+		v = f(ctx, current)
+	}
 	for _, e := range v.Evidence {
 		AddReportEntry("evidence", e, ReportEntryVisibilityNever)
 	}
