@@ -365,8 +365,9 @@ func (p *Provider) Delete(ctx context.Context) error {
 	if err == nil {
 		prefix := p.cfg.Lab + "-"
 		for _, n := range existing {
-			if strings.HasPrefix(n, prefix) {
-				if err := kp.Delete(n, ""); err != nil {
+			if cluster, ok := strings.CutPrefix(n, prefix); ok {
+				// The kubeconfig kind wrote at create: never the user's own.
+				if err := kp.Delete(n, filepath.Join(p.dir, cluster+".host.kubeconfig")); err != nil {
 					return err
 				}
 			}
