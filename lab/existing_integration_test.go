@@ -7,17 +7,18 @@ import (
 
 	"mclab.dev/mclab/lab"
 	"mclab.dev/mclab/lab/labtest"
+	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
 )
 
 // TestIntegrationExistingProvider points the existing provider at a running local lab's kubeconfig
 // contexts: it maps the clusters (contexts named <scenario>-<cluster>), reads their nodes, sees that
-// the nodes are kwok fakes (no containers, said in the capabilities), refuses to install Istio before
-// touching anything, and `down` forgets the lab without stopping the clusters it does not own.
+// the nodes are kwok fakes (no containers, said in the capabilities), detects the installed mesh and
+// reads its state (istiods at the given addresses), refuses to install Istio before touching
+// anything, and `down` forgets the lab without stopping the clusters it does not own.
 func TestIntegrationExistingProvider(t *testing.T) {
 	labtest.SkipIfShort(t)
 	host, out := labtest.Manager(t)
-	host.SkipIstio = true
 	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +30,19 @@ func TestIntegrationExistingProvider(t *testing.T) {
 
 	gate, _ := labtest.Manager(t)
 	ex := *s
-	ex.Provider = scenario.Provider{Name: scenario.ProviderExisting, Existing: &scenario.ExistingOptions{Kubeconfig: host.Store.Kubeconfig(s.Name)}}
+	_, hp, err := host.Open(s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	istiods := map[string]scenario.IstiodAddresses{}
+	for _, c := range s.Clusters {
+		ep, err := hp.(provider.IstiodEndpoints).IstiodEndpoint(c.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		istiods[c.Name] = scenario.IstiodAddresses{XDS: ep.XDS, XDSTLS: ep.XDSTLS, Debug: ep.Debug, Monitoring: ep.Monitoring}
+	}
+	ex.Provider = scenario.Provider{Name: scenario.ProviderExisting, Existing: &scenario.ExistingOptions{Kubeconfig: host.Store.Kubeconfig(s.Name), Istiod: istiods}}
 	err = gate.Up(t.Context(), &ex, "gate")
 	if !errors.Is(err, lab.ErrNotBuilt) || !strings.Contains(err.Error(), "--skip-istio") {
 		t.Fatalf("installing Istio on existing clusters must be refused with the way out: %v", err)
@@ -47,6 +60,15 @@ func TestIntegrationExistingProvider(t *testing.T) {
 	}
 	if st.Capabilities.CreatesClusters || st.Capabilities.RunsContainers || !strings.Contains(st.Capabilities.NoContainersReason, "kwok") {
 		t.Errorf("capabilities: %+v", st.Capabilities)
+	}
+	// The mesh the host lab installed is detected and read through the contexts and the given istiods.
+	if len(st.Istio) != 2 {
+		t.Fatalf("the installed mesh was not detected: %+v", st.Istio)
+	}
+	for _, c := range st.Istio {
+		if !c.Healthy() || !c.IstiodReady || c.RootFingerprint == "" || c.EastWestGateway == "" {
+			t.Errorf("mesh state of %s through existing contexts: %+v", c.Cluster, c)
+		}
 	}
 	if _, err := gate.Down(t.Context(), "gate"); err != nil {
 		t.Fatal(err)

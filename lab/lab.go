@@ -302,9 +302,11 @@ func (m *Manager) Status(ctx context.Context, labName string) (*Status, error) {
 	for _, c := range clusters {
 		allUp = allUp && c.Ready
 	}
-	if rec.Istio && allUp {
+	if allUp {
 		in := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
-		st.Istio = in.Status(ctx)
+		if rec.Istio || in.MeshInstalled(ctx) {
+			st.Istio = in.Status(ctx)
+		}
 	}
 	return st, nil
 }

@@ -100,13 +100,14 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 	if err != nil {
 		return nil, env, err
 	}
-	if !rec.Istio {
-		return nil, env, fmt.Errorf("lab %s was made with --skip-istio: there is no mesh to verify", o.name)
+	installer := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(o.name), Provider: p}
+	if !rec.Istio && !installer.MeshInstalled(ctx) {
+		return nil, env, fmt.Errorf("lab %s has no mesh to verify: Istio was not installed by mclab (--skip-istio) and no istio-system with cacerts was found", o.name)
 	}
 	t := &suites.Target{Lab: o.name, Scenario: rec.Scenario, Provider: rec.Provider, Capabilities: p.Capabilities(), Clients: map[string]*kube.Client{}}
-	pp, ok := p.(provider.IstiodProcesses)
+	pp, ok := p.(provider.IstiodEndpoints)
 	if !ok {
-		return nil, env, errors.New("this provider does not say where istiod runs; verify needs a process runtime for now")
+		return nil, env, errors.New("this provider does not say where istiod answers; for existing clusters set provider.existing.istiod")
 	}
 	t.Istiod = pp.IstiodEndpoint
 	env = reports.Environment{Lab: o.name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
@@ -132,7 +133,7 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 		t.Clients[c.Name] = cl
 		env.Clusters = append(env.Clusters, c.Name)
 	}
-	st := (&istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(o.name), Provider: p}).Status(ctx)
+	st := installer.Status(ctx)
 	for _, s := range st {
 		if s.IstioVersion != "" {
 			env.IstioVersion = s.IstioVersion

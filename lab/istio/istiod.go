@@ -24,6 +24,13 @@ var processOnly = []string{"deployment.yaml", "poddisruptionbudget.yaml", "autos
 // kind and existing providers.
 var ErrInClusterIstiod = errors.New("istiod in the cluster (the chart's Deployment) comes with the kind and existing providers; use --provider local")
 
+// endpoints returns who knows where istiods answer: a process runtime, or a provider told the
+// addresses.
+func (in *Installer) endpoints() (provider.IstiodEndpoints, bool) {
+	ep, ok := in.Provider.(provider.IstiodEndpoints)
+	return ep, ok
+}
+
 func (in *Installer) processes() (provider.IstiodProcesses, bool) {
 	if in.Provider.Capabilities().Istiod != provider.IstiodProcess {
 		return nil, false

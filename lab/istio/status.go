@@ -87,9 +87,9 @@ func (in *Installer) clusterStatus(ctx context.Context, t Topology, c scenario.C
 			st.EastWestGateway = addr
 		}
 	}
-	pp, ok := in.processes()
+	pp, ok := in.endpoints()
 	if !ok {
-		problem("istiod status needs a process runtime (in-cluster istiod comes with the kind provider)")
+		problem("istiod status needs istiod's address (a process runtime, or provider.existing.istiod)")
 		return st
 	}
 	ep, err := pp.IstiodEndpoint(serving.Name)
@@ -170,4 +170,18 @@ func httpBody(ctx context.Context, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 	return strings.TrimSpace(string(b))
+}
+
+// MeshInstalled reports whether Istio is installed in the scenario's first cluster (an istio-system
+// namespace with a plugged-in CA), for labs that did not install it themselves (existing clusters).
+func (in *Installer) MeshInstalled(ctx context.Context) bool {
+	if len(in.S.Clusters) == 0 {
+		return false
+	}
+	kc, err := in.client(ctx, in.S.Clusters[0].Name)
+	if err != nil {
+		return false
+	}
+	_, err = kc.Kube.CoreV1().Secrets(IstioNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+	return err == nil
 }

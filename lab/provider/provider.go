@@ -111,12 +111,18 @@ type Component struct {
 	Address string `json:"address,omitempty"`
 }
 
+// IstiodEndpoints is implemented by providers that know where each primary's istiod answers, so probes
+// can reach it directly.
+type IstiodEndpoints interface {
+	// IstiodEndpoint is where the istiod serving cluster runs (known before it starts).
+	IstiodEndpoint(cluster string) (IstiodEndpoint, error)
+}
+
 // IstiodProcesses is implemented by providers whose Capabilities.Istiod is IstiodProcess: they run
 // istiod (pilot-discovery) as a local process per primary, configured as the chart's Deployment would
 // configure the pod.
 type IstiodProcesses interface {
-	// IstiodEndpoint is where the istiod serving cluster runs (known before it starts).
-	IstiodEndpoint(cluster string) (IstiodEndpoint, error)
+	IstiodEndpoints
 	// StartIstiod starts, or keeps running, istiod for a primary cluster and waits for /ready.
 	StartIstiod(ctx context.Context, cluster string, spec IstiodSpec) error
 }

@@ -125,6 +125,19 @@ type ExistingOptions struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	// Contexts maps a cluster name to a context name (default: the context named like the cluster).
 	Contexts map[string]string `json:"contexts,omitempty"`
+	// Istiod gives, per primary, where its istiod answers when probes can reach it directly (an
+	// external control plane, a port-forward kept open by the CI job).
+	Istiod map[string]IstiodAddresses `json:"istiod,omitempty"`
+}
+
+// IstiodAddresses are an istiod's ports as host:port.
+type IstiodAddresses struct {
+	// XDS is the plaintext xDS port (15010), XDSTLS the TLS xDS and CA port (15012), Debug the HTTP
+	// debug port (8080), Monitoring the metrics port (15014).
+	XDS        string `json:"xds,omitempty"`
+	XDSTLS     string `json:"xdsTLS"`
+	Debug      string `json:"debug"`
+	Monitoring string `json:"monitoring,omitempty"`
 }
 
 // Istio selects what is installed.

@@ -210,3 +210,12 @@ func (p *Provider) Clusters(ctx context.Context) ([]provider.ClusterInfo, error)
 	}
 	return out, nil
 }
+
+// IstiodEndpoint implements provider.IstiodEndpoints from the scenario's provider.existing.istiod.
+func (p *Provider) IstiodEndpoint(cluster string) (provider.IstiodEndpoint, error) {
+	a, ok := p.options().Istiod[cluster]
+	if !ok {
+		return provider.IstiodEndpoint{}, fmt.Errorf("no address for the istiod of %s: set provider.existing.istiod.%s (xdsTLS, debug), e.g. through a kubectl port-forward", cluster, cluster)
+	}
+	return provider.IstiodEndpoint{XDS: a.XDS, XDSTLS: a.XDSTLS, Debug: a.Debug, Monitoring: a.Monitoring}, nil
+}
