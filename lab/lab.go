@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,6 +43,11 @@ type Manager struct {
 	Retain bool
 	// SkipIstio makes clusters only, without installing Istio.
 	SkipIstio bool
+	// KindRuntime, when set, replaces Docker for the kind provider (tests run the kind path on a fake).
+	KindRuntime kind.Runtime
+	// Tunnel, when set, replaces port-forward and exec through the API servers for the kind and
+	// existing providers (tests, where pods run no containers).
+	Tunnel provider.PodTunnel
 }
 
 // ErrNotBuilt is returned for a provider that mclab does not implement yet.
@@ -66,11 +72,13 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 		Details: []string{fmt.Sprintf("%s: one context per cluster, named %s-<cluster>; mode 0600", m.Store.Kubeconfig(labName), labName)},
 		Run:     func(ctx context.Context) error { return m.writeKubeconfig(ctx, p, labName, s) },
 	})
+	pl := &plan.Plan{Lab: labName, Provider: string(name)}
 	if !m.SkipIstio {
 		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
 		steps = append(steps, in.Steps()...)
+		pl.Done = in.Close
 	}
-	pl := &plan.Plan{Lab: labName, Provider: string(name), Steps: steps}
+	pl.Steps = steps
 	if note != "" {
 		pl.Notes = append(pl.Notes, note)
 	}
@@ -81,8 +89,8 @@ func (m *Manager) resolveProvider(ctx context.Context, requested scenario.Provid
 	switch requested {
 	case scenario.ProviderAuto, "":
 		d := provider.Detect(ctx, m.Runner)
-		if d.Provider == scenario.ProviderKind {
-			return scenario.ProviderLocal, fmt.Sprintf("provider auto: %s, but the kind provider cannot create labs yet; chose local", d.Reason), nil
+		if d.Provider == scenario.ProviderKind && !strings.HasPrefix(d.Reason, "docker") {
+			return scenario.ProviderLocal, fmt.Sprintf("provider auto: chose local: %s, but mclab's kind provider drives Docker (podman: run `mclab up --provider kind` with DOCKER_HOST at podman's socket)", d.Reason), nil
 		}
 		return d.Provider, "provider auto: chose " + string(d.Provider) + " because " + d.Reason, nil
 
@@ -101,9 +109,13 @@ func (m *Manager) provider(name scenario.ProviderName, labName string, s *scenar
 			Out:      m.Out,
 		}), nil
 	case scenario.ProviderKind:
-		return kind.New(kind.Config{Lab: labName, Store: m.Store, Scenario: s, Runner: m.Runner}), nil
+		return kind.New(kind.Config{Lab: labName, Store: m.Store, Scenario: s, Runner: m.Runner, Runtime: m.KindRuntime, Tunnel: m.Tunnel, Out: m.Out}), nil
 	case scenario.ProviderExisting:
-		return existing.New(labName, s), nil
+		p := existing.New(labName, s)
+		if m.Tunnel != nil {
+			p.WithTunnel(m.Tunnel)
+		}
+		return p, nil
 	}
 	return nil, fmt.Errorf("unknown provider %q; use one of %v", name, scenario.Providers)
 }
@@ -307,6 +319,7 @@ func (m *Manager) Status(ctx context.Context, labName string) (*Status, error) {
 		if rec.Istio || in.MeshInstalled(ctx) {
 			st.Istio = in.Status(ctx)
 		}
+		in.Close()
 	}
 	return st, nil
 }

@@ -63,6 +63,17 @@ func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nclusters:\n- {name: a, podSubnet: 10.1.0.0/16}\n- {name: b, podSubnet: 10.1.0.0/16}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\ncontexts:\n- name: other\n  context: {cluster: x, user: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	// A docker whose daemon is down, whatever this machine has.
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cases := []struct {
 		args []string
 		want []string
@@ -72,8 +83,8 @@ func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
 		{[]string{"up", "--topology", "ring"}, []string{`topology "ring" is not supported`}},
 		{[]string{"up", "--model", "federated", "--clusters", "1"}, []string{"clusters 1 is out of range"}},
 		{[]string{"up", "--provider", "minikube"}, []string{`--provider "minikube" is not supported`}},
-		{[]string{"up", "--provider", "kind"}, []string{"creating them is not finished", "--provider local"}},
-		{[]string{"up", "--provider", "existing"}, []string{"installing Istio on existing clusters", "--skip-istio"}},
+		{[]string{"up", "--provider", "kind"}, []string{"preflight", "docker does not answer", "start Docker", "--provider local", "nothing was left behind"}},
+		{[]string{"up", "--provider", "existing", "--skip-install"}, []string{"cluster c1: no context c1 or multi-network-c1", "map it with provider.existing.contexts"}},
 		{[]string{"up", "--name", "Bad_Name"}, []string{`lab name "Bad_Name"`, "choose another --name"}},
 		{[]string{"up", "--scenario", "no-such-scenario"}, []string{`no scenario named "no-such-scenario"`, "istio-ci"}},
 	}

@@ -21,6 +21,7 @@ import (
 )
 
 type verifyOptions struct {
+	closers     []func()
 	name        string
 	labelFilter string
 	reportDir   string
@@ -65,6 +66,7 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		o.reportDir = filepath.Join(m.Store.Dir(o.name), "reports", time.Now().UTC().Format("20060102T150405Z"))
 	}
 	target, env, err := o.target(ctx, g)
+	defer o.close()
 	if err != nil {
 		_ = reports.WriteSetupFailure(o.reportDir, err)
 		return &exitError{code: 2, err: fmt.Errorf("inconclusive: %w (JUnit in %s)", err, o.reportDir)}
@@ -101,15 +103,18 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 		return nil, env, err
 	}
 	installer := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(o.name), Provider: p}
+	o.closers = append(o.closers, installer.Close)
 	if !rec.Istio && !installer.MeshInstalled(ctx) {
 		return nil, env, fmt.Errorf("lab %s has no mesh to verify: Istio was not installed by mclab (--skip-istio) and no istio-system with cacerts was found", o.name)
 	}
 	t := &suites.Target{Lab: o.name, Scenario: rec.Scenario, Provider: rec.Provider, Capabilities: p.Capabilities(), Clients: map[string]*kube.Client{}}
-	pp, ok := p.(provider.IstiodEndpoints)
-	if !ok {
-		return nil, env, errors.New("this provider does not say where istiod answers; for existing clusters set provider.existing.istiod")
+	// istiod is reached at the provider's addresses, else through a port-forward to its pod.
+	eps := &istio.Endpoints{Provider: p}
+	o.closers = append(o.closers, eps.Close)
+	t.Istiod = func(cluster string) (provider.IstiodEndpoint, error) { return eps.Endpoint(ctx, cluster) }
+	if tp, ok := p.(provider.Tunneled); ok && t.Capabilities.RunsContainers {
+		t.Exec = tp.Tunnel()
 	}
-	t.Istiod = pp.IstiodEndpoint
 	env = reports.Environment{Lab: o.name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
 	for _, c := range rec.Scenario.Clusters {
 		kc, err := p.Kubeconfig(ctx, c.Name, provider.FromHost)
@@ -140,6 +145,12 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 		}
 	}
 	return t, env, nil
+}
+
+func (o *verifyOptions) close() {
+	for _, c := range o.closers {
+		c()
+	}
 }
 
 func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) error {

@@ -105,8 +105,11 @@ func setLoadBalancerAddress(ctx context.Context, svcs serviceStatusClient, name,
 	return err
 }
 
+// gatewayAddressTimeout bounds the wait for an east-west gateway's LoadBalancer address.
+const gatewayAddressTimeout = 3 * time.Minute
+
 func waitGatewayAddress(ctx context.Context, in *Installer, cluster string) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, gatewayAddressTimeout)
 	defer cancel()
 	for {
 		if _, err := in.gatewayAddress(cluster); err == nil {
@@ -114,7 +117,7 @@ func waitGatewayAddress(ctx context.Context, in *Installer, cluster string) erro
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the east-west gateway of %s got no LoadBalancer address in 3m (EXTERNAL-IP <pending>): is a load-balancer controller (MetalLB, cloud-provider-kind) running?", cluster)
+			return fmt.Errorf("the east-west gateway of %s got no LoadBalancer address in %s (EXTERNAL-IP <pending>): %s", cluster, gatewayAddressTimeout, in.loadBalancerFix())
 		case <-time.After(time.Second):
 		}
 	}
@@ -130,4 +133,22 @@ func applyFixture(ctx context.Context, in *Installer, cluster, path string) erro
 		return err
 	}
 	return kc.ApplyManifest(ctx, string(data), IstioNamespace)
+}
+
+// gatewayWaitDetail says, for the plan, how gateways get their addresses and how long the wait is.
+func (in *Installer) gatewayWaitDetail() string {
+	if in.Provider.Capabilities().LoadBalancer == "lab-assigned" {
+		return "addresses: assigned by the lab (198.18.0.0/15), written to each Service's status"
+	}
+	return "wait: every gateway Service has a LoadBalancer address within " + gatewayAddressTimeout.String() + " (" + in.Provider.Capabilities().LoadBalancer + ")"
+}
+
+// loadBalancerFix says how to get LoadBalancer addresses on the provider's clusters.
+func (in *Installer) loadBalancerFix() string {
+	switch in.Provider.Capabilities().LoadBalancer {
+	case "metallb":
+		return "MetalLB gives them on kind: check `kubectl -n metallb-system get pods,ipaddresspools` (its pool is carved from the kind network), or run cloud-provider-kind instead"
+	default:
+		return "the cluster needs a load-balancer controller (a cloud's, MetalLB, cloud-provider-kind); check `kubectl -n istio-system describe svc " + EastWestGatewayName + "`"
+	}
 }

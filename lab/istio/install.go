@@ -37,6 +37,7 @@ type Installer struct {
 
 	mu      sync.Mutex
 	clients map[string]*kube.Client
+	eps     *Endpoints
 }
 
 func (in *Installer) topo() Topology { return Topology{S: in.S} }
@@ -109,39 +110,80 @@ func (in *Installer) Steps() []plan.Step {
 	for _, c := range all {
 		caDetails = append(caDetails, fmt.Sprintf("%s: intermediate O=Istio, CN=Intermediate CA, L=%s (pathlen:0, SAN istiod.istio-system.svc) -> %s", c.Name, c.Name, filepath.Join(in.Dir, "pki", "clusters", c.Name, "cacerts")))
 	}
-	var baseDetails, istiodDetails, secretDetails, gwDetails []string
+	_, process := in.processes()
+	var baseDetails []string
+	istiodDetails := map[string]string{}
 	for _, c := range all {
 		d := fmt.Sprintf("%s: namespace istio-system labelled topology.istio.io/network=%s", c.Name, c.Network)
 		if c.Role == scenario.Remote {
 			d += ", annotated topology.istio.io/controlPlaneClusters=" + c.Primary
 		}
 		baseDetails = append(baseDetails, d+"; chart base (CRDs, istio-reader-service-account); Secret cacerts; reader token Secret")
-		v := IstiodValues(t, c, "<istiod webhook of "+t.Serving(c).Name+">", []byte("<mesh root>"), "<east-west gateway of "+t.Serving(c).Name+">")
-		istiodDetails = append(istiodDetails, fmt.Sprintf("%s: chart istio-control/istio-discovery %s", c.Name, valuesSummary(v)))
+		webhook := ""
+		if process {
+			webhook = "<istiod webhook of " + t.Serving(c).Name + ">"
+		}
+		v := IstiodValues(t, c, webhook, []byte("<mesh root>"), "<east-west gateway address of "+t.Serving(c).Name+">")
+		istiodDetails[c.Name] = fmt.Sprintf("%s: chart istio-control/istio-discovery %s", c.Name, valuesSummary(v))
 	}
+	var secretDetails []string
 	for _, p := range primaries {
 		for _, w := range t.Watched(p) {
 			secretDetails = append(secretDetails, fmt.Sprintf("%s <- Secret istio-system/istio-remote-secret-%s (istio/multiCluster=true; kubeconfig of %s with istio-reader-service-account's token)", p.Name, w.Name, w.Name))
 		}
 	}
-	var gwClusters []scenario.Cluster
+	// Remotes are configured once their primary's east-west gateway has an address (remotePilotAddress),
+	// as Istio's primary-remote docs order it: primary, its gateway and expose-istiod, then the remote.
+	var remotes, servingGateways, otherGateways []scenario.Cluster
 	for _, c := range all {
-		if t.NeedsEastWestGateway(c) {
-			gwClusters = append(gwClusters, c)
-			gwDetails = append(gwDetails, fmt.Sprintf("%s: chart gateway %s; LoadBalancer address; %s", c.Name, valuesSummary(EastWestGatewayValues(c)), exposeSummary(t, c)))
+		switch {
+		case c.Role == scenario.Remote:
+			remotes = append(remotes, c)
 		}
+		if !t.NeedsEastWestGateway(c) {
+			continue
+		}
+		if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
+			servingGateways = append(servingGateways, c)
+		} else {
+			otherGateways = append(otherGateways, c)
+		}
+	}
+	details := func(cs []scenario.Cluster, f func(c scenario.Cluster) string) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, f(c))
+		}
+		return out
+	}
+	gwDetail := func(c scenario.Cluster) string {
+		return fmt.Sprintf("%s: chart gateway %s; LoadBalancer address; %s", c.Name, valuesSummary(EastWestGatewayValues(c)), exposeSummary(t, c))
+	}
+	gateways := func(cs []scenario.Cluster) plan.Step {
+		return plan.Step{Title: "Installing east-west gateways in " + names(cs), Details: append(details(cs, gwDetail), in.gatewayWaitDetail()),
+			Run: func(ctx context.Context) error { return in.forEach(ctx, cs, in.eastWestGateway) }}
+	}
+	istiodStep := func(cs []scenario.Cluster) plan.Step {
+		return plan.Step{Title: "Configuring istiod for " + names(cs), Details: details(cs, func(c scenario.Cluster) string { return istiodDetails[c.Name] }),
+			Run: func(ctx context.Context) error { return in.forEach(ctx, cs, in.configureIstiod) }}
 	}
 	steps := []plan.Step{
 		{Title: "Generating the mesh CA", Details: caDetails, Run: func(ctx context.Context) error { _, err := in.meshCA(); return err }},
 		{Title: "Installing Istio base in " + names(all), Details: baseDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.installBase) }},
-		{Title: "Configuring istiod for " + names(all), Details: istiodDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.configureIstiod) }},
+		istiodStep(primaries),
 		{Title: "Starting istiod for " + names(primaries), Details: in.startDetails(primaries), Run: func(ctx context.Context) error { return in.forEach(ctx, primaries, in.startIstiod) }},
+	}
+	if len(servingGateways) > 0 {
+		steps = append(steps, gateways(servingGateways))
+	}
+	if len(remotes) > 0 {
+		steps = append(steps, istiodStep(remotes))
 	}
 	if len(secretDetails) > 0 {
 		steps = append(steps, plan.Step{Title: "Creating remote secrets", Details: append(secretDetails, "wait: every secret synced in its istiod's /debug/clusterz"), Run: in.remoteSecrets})
 	}
-	if len(gwClusters) > 0 {
-		steps = append(steps, plan.Step{Title: "Installing east-west gateways in " + names(gwClusters), Details: gwDetails, Run: func(ctx context.Context) error { return in.forEach(ctx, gwClusters, in.eastWestGateway) }})
+	if len(otherGateways) > 0 {
+		steps = append(steps, gateways(otherGateways))
 	}
 	steps = append(steps, plan.Step{Title: "Deploying sample workloads", Details: in.sampleDetails(), Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.samples) }})
 	if f := in.federation(); f != nil {

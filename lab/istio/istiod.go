@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -20,15 +21,24 @@ import (
 // runs pilot-discovery configured from them instead of applying them.
 var processOnly = []string{"deployment.yaml", "poddisruptionbudget.yaml", "autoscale.yaml"}
 
-// ErrInClusterIstiod is returned where istiod would have to run in the cluster, which comes with the
-// kind and existing providers.
-var ErrInClusterIstiod = errors.New("istiod in the cluster (the chart's Deployment) comes with the kind and existing providers; use --provider local")
+// istiodEndpoint is how to reach the istiod of a primary: the provider's addresses or a port-forward.
+func (in *Installer) istiodEndpoint(ctx context.Context, cluster string) (provider.IstiodEndpoint, error) {
+	in.mu.Lock()
+	if in.eps == nil {
+		in.eps = &Endpoints{Provider: in.Provider}
+	}
+	eps := in.eps
+	in.mu.Unlock()
+	return eps.Endpoint(ctx, cluster)
+}
 
-// endpoints returns who knows where istiods answer: a process runtime, or a provider told the
-// addresses.
-func (in *Installer) endpoints() (provider.IstiodEndpoints, bool) {
-	ep, ok := in.Provider.(provider.IstiodEndpoints)
-	return ep, ok
+// Close stops what the installer keeps open (port-forwards to istiod pods).
+func (in *Installer) Close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.eps != nil {
+		in.eps.Close()
+	}
 }
 
 func (in *Installer) processes() (provider.IstiodProcesses, bool) {
@@ -104,11 +114,7 @@ func (in *Installer) istiodManifest(c scenario.Cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, process := in.processes()
-	if c.Role == scenario.Primary && !process {
-		return "", ErrInClusterIstiod
-	}
-	if c.Role == scenario.Primary {
+	if _, process := in.processes(); process && c.Role == scenario.Primary {
 		for _, name := range processOnly {
 			for k := range r {
 				if strings.HasSuffix(k, "/"+name) {
@@ -125,7 +131,7 @@ func (in *Installer) startDetails(primaries []scenario.Cluster) []string {
 	pp, ok := in.processes()
 	for _, p := range primaries {
 		if !ok {
-			out = append(out, p.Name+": the chart's istiod Deployment")
+			out = append(out, fmt.Sprintf("%s: the chart's istiod Deployment (image %s); wait: available within %s, else the pods' reason (ImagePullBackOff, Pending ...)", p.Name, in.imageRef("pilot"), istiodInClusterTimeout))
 			continue
 		}
 		ep, err := pp.IstiodEndpoint(p.Name)
@@ -136,14 +142,25 @@ func (in *Installer) startDetails(primaries []scenario.Cluster) []string {
 		out = append(out, fmt.Sprintf("%s: pilot-discovery as a local process, configured from the rendered Deployment (env), ConfigMaps istio (mesh, meshNetworks) and istio-sidecar-injector (config, values); ROOT_CA_DIR=%s; ISTIOD_CUSTOM_HOST=localhost; %s",
 			p.Name, in.cacertsDir(p.Name), addr))
 	}
-	return append(out, "wait: /ready")
+	if ok {
+		out = append(out, "wait: /ready")
+	}
+	return out
 }
 
-// startIstiod runs istiod for a primary.
+// istiodInClusterTimeout bounds the wait for the chart's istiod Deployment (image pulls included).
+const istiodInClusterTimeout = 5 * time.Minute
+
+// startIstiod runs istiod for a primary: a process where the provider runs them, else it waits for the
+// chart's Deployment (applied by configureIstiod) to be available.
 func (in *Installer) startIstiod(ctx context.Context, c scenario.Cluster) error {
 	pp, ok := in.processes()
 	if !ok {
-		return ErrInClusterIstiod
+		kc, err := in.client(ctx, c.Name)
+		if err != nil {
+			return err
+		}
+		return kube.WaitDeployment(ctx, kc, IstioNamespace, "istiod", IstiodSelector, istiodInClusterTimeout, in.imageHint())
 	}
 	r, err := in.renderIstiod(c)
 	if err != nil {

@@ -131,11 +131,7 @@ func getJSON(ctx context.Context, url string, v any) error {
 }
 
 func (in *Installer) waitSynced(ctx context.Context, p scenario.Cluster, watched []scenario.Cluster) error {
-	pp, ok := in.processes()
-	if !ok {
-		return ErrInClusterIstiod
-	}
-	ep, err := pp.IstiodEndpoint(p.Name)
+	ep, err := in.istiodEndpoint(ctx, p.Name)
 	if err != nil {
 		return err
 	}

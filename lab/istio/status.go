@@ -87,12 +87,7 @@ func (in *Installer) clusterStatus(ctx context.Context, t Topology, c scenario.C
 			st.EastWestGateway = addr
 		}
 	}
-	pp, ok := in.endpoints()
-	if !ok {
-		problem("istiod status needs istiod's address (a process runtime, or provider.existing.istiod)")
-		return st
-	}
-	ep, err := pp.IstiodEndpoint(serving.Name)
+	ep, err := in.istiodEndpoint(ctx, serving.Name)
 	if err != nil {
 		problem("%v", err)
 		return st

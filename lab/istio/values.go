@@ -92,6 +92,12 @@ func IstiodValues(t Topology, c scenario.Cluster, webhookHost string, rootPEM []
 		"network":      c.Network,
 		"multiCluster": map[string]any{"clusterName": c.Name},
 	}
+	if t.S.Istio.Hub != "" {
+		global["hub"] = t.S.Istio.Hub
+	}
+	if t.S.Istio.Tag != "" {
+		global["tag"] = t.S.Istio.Tag
+	}
 	values := map[string]any{
 		"global": global,
 		"meshConfig": map[string]any{

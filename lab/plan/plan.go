@@ -31,6 +31,8 @@ type Plan struct {
 	Notes []string
 	// Steps run in order.
 	Steps []Step
+	// Done, when set, runs after Execute, whatever its outcome (closing port-forwards the steps opened).
+	Done func()
 }
 
 // Print writes the plan without running anything.
@@ -52,6 +54,9 @@ func (p *Plan) Print(w io.Writer) {
 // Execute runs the steps in order, reporting each to st, and stops at the first error, which it returns
 // wrapped with the step's title.
 func (p *Plan) Execute(ctx context.Context, st *Status) error {
+	if p.Done != nil {
+		defer p.Done()
+	}
 	for _, s := range p.Steps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("interrupted before %q: %w", s.Title, context.Cause(ctx))

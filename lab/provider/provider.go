@@ -169,3 +169,21 @@ type LogCollector interface {
 	// CollectLogs writes the lab's logs under dir.
 	CollectLogs(ctx context.Context, dir string) error
 }
+
+// PodTunnel reaches into pods through the API server, as `kubectl port-forward` and `kubectl exec` do.
+// Providers whose istiod runs in the cluster (kind, existing) implement it, so installers and probes
+// reach istiod's debug and xDS ports and run commands in sample pods without a route to pod IPs. Tests
+// give those providers a fake that records calls and answers.
+type PodTunnel interface {
+	// PortForward forwards local loopback ports to ports of a running, ready pod chosen by labelSelector
+	// (as `kubectl port-forward deploy/NAME` picks one). It returns the local host:port per remote port
+	// and a stop function.
+	PortForward(ctx context.Context, cluster, namespace, labelSelector string, ports []int) (local map[int]string, stop func(), err error)
+	// Exec runs a command in a pod's container and returns its output.
+	Exec(ctx context.Context, cluster, namespace, pod, container string, cmd []string) (stdout, stderr string, err error)
+}
+
+// Tunneled is implemented by providers that reach pods through a PodTunnel.
+type Tunneled interface {
+	Tunnel() PodTunnel
+}

@@ -117,6 +117,12 @@ type KindOptions struct {
 	NodeImage string `json:"nodeImage,omitempty"`
 	// Workers is the number of worker nodes per cluster (default 0).
 	Workers int `json:"workers,omitempty"`
+	// PreloadImages pulls Istio's and the samples' images once on the host and loads them into every
+	// node (as `kind load docker-image`), so N clusters do not pull N times (registry rate limits).
+	PreloadImages bool `json:"preloadImages,omitempty"`
+	// RegistryMirrors maps a registry host (docker.io) to a mirror endpoint
+	// (http://registry-mirror:5000) that containerd on every node uses first.
+	RegistryMirrors map[string]string `json:"registryMirrors,omitempty"`
 }
 
 // ExistingOptions maps scenario clusters to kubeconfig contexts.
@@ -146,6 +152,11 @@ type Istio struct {
 	Model Model `json:"model,omitempty"`
 	// Version is the Istio version to install (default DefaultIstioVersion).
 	Version string `json:"version,omitempty"`
+	// Hub and Tag are the registry and tag of Istio's images (pilot, proxyv2) where istiod and sidecars
+	// run in containers (kind, existing). Default: the charts' own (registry.istio.io/testing, latest for
+	// the built-in 1.31-dev charts). Set them to a release's (docker.io/istio, 1.x.y) or to a mirror.
+	Hub string `json:"hub,omitempty"`
+	Tag string `json:"tag,omitempty"`
 	// Federation configures the federated model.
 	Federation *Federation `json:"federation,omitempty"`
 }

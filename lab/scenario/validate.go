@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -53,6 +54,7 @@ func (s *Scenario) Validate(source string) error {
 	errs = append(errs, s.validateClusters()...)
 	errs = append(errs, s.validateSubnets()...)
 	errs = append(errs, s.validateModel()...)
+	errs = append(errs, s.validateImages()...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -323,3 +325,31 @@ func (s *Scenario) Mesh(cluster string) *Mesh {
 	}
 	return nil
 }
+
+// validateImages checks Istio's image hub and tag and the kind provider's image options.
+func (s *Scenario) validateImages() field.ErrorList {
+	var errs field.ErrorList
+	if h := s.Istio.Hub; h != "" && (strings.ContainsAny(h, " \t@") || strings.HasSuffix(h, "/") || strings.Contains(h, "://")) {
+		errs = append(errs, field.Invalid(field.NewPath("istio", "hub"), h, "give a registry and path without scheme or trailing slash, e.g. docker.io/istio"))
+	}
+	if t := s.Istio.Tag; t != "" && !imageTag.MatchString(t) {
+		errs = append(errs, field.Invalid(field.NewPath("istio", "tag"), t, "give an image tag such as 1.28.0 (letters, digits, '.', '_', '-'; at most 128)"))
+	}
+	if k := s.Provider.Kind; k != nil {
+		p := field.NewPath("provider", "kind")
+		if k.Workers < 0 || k.Workers > 10 {
+			errs = append(errs, field.Invalid(p.Child("workers"), k.Workers, "give 0 to 10 workers per cluster"))
+		}
+		for reg, ep := range k.RegistryMirrors {
+			if !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") {
+				errs = append(errs, field.Invalid(p.Child("registryMirrors").Key(reg), ep, "give the mirror as a URL, e.g. http://registry-mirror:5000"))
+			}
+			if reg == "" || strings.Contains(reg, "/") {
+				errs = append(errs, field.Invalid(p.Child("registryMirrors"), reg, "key by registry host, e.g. docker.io"))
+			}
+		}
+	}
+	return errs
+}
+
+var imageTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)

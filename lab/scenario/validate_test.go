@@ -141,6 +141,26 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml", `"name" already set`},
 		},
 		{
+			name: "image hub with a scheme",
+			doc:  head + "istio: {hub: 'https://docker.io/istio/'}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.hub", "e.g. docker.io/istio"},
+		},
+		{
+			name: "image tag with a slash",
+			doc:  head + "istio: {tag: 'release/1.28'}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.tag", "such as 1.28.0"},
+		},
+		{
+			name: "kind registry mirror without scheme",
+			doc:  head + "provider: {name: kind, kind: {registryMirrors: {docker.io: 'mirror:5000'}}}\nclusters:\n- {name: a}\n",
+			want: []string{"provider.kind.registryMirrors[docker.io]", "http://registry-mirror:5000"},
+		},
+		{
+			name: "kind negative workers",
+			doc:  head + "provider: {name: kind, kind: {workers: -1}}\nclusters:\n- {name: a}\n",
+			want: []string{"provider.kind.workers", "0 to 10"},
+		},
+		{
 			name: "wrong apiVersion",
 			doc:  "apiVersion: mclab.dev/v2\nkind: Scenario\nname: lab\nclusters:\n- {name: a}\n",
 			want: []string{"apiVersion", "set apiVersion: mclab.dev/v1alpha1"},

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
@@ -24,14 +25,44 @@ import (
 
 // Provider maps a lab's clusters to kubeconfig contexts.
 type Provider struct {
-	lab string
-	s   *scenario.Scenario
+	lab    string
+	s      *scenario.Scenario
+	tunnel provider.PodTunnel
 }
 
 // New returns the provider for a lab.
-func New(lab string, s *scenario.Scenario) *Provider { return &Provider{lab: lab, s: s} }
+func New(lab string, s *scenario.Scenario) *Provider {
+	p := &Provider{lab: lab, s: s}
+	p.tunnel = &kube.Tunnel{Client: p.client}
+	return p
+}
 
-var _ provider.Provider = (*Provider)(nil)
+// WithTunnel makes the provider reach pods through t instead of the API servers (tests).
+func (p *Provider) WithTunnel(t provider.PodTunnel) *Provider {
+	p.tunnel = t
+	return p
+}
+
+var (
+	_ provider.Provider        = (*Provider)(nil)
+	_ provider.Tunneled        = (*Provider)(nil)
+	_ provider.IstiodEndpoints = (*Provider)(nil)
+)
+
+// Tunnel implements provider.Tunneled: port-forward and exec through the clusters' API servers.
+func (p *Provider) Tunnel() provider.PodTunnel { return p.tunnel }
+
+func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, error) {
+	kc, err := p.Kubeconfig(ctx, cluster, provider.FromHost)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kube.NewClient(cluster, cfg)
+}
 
 // Name implements provider.Provider.
 func (p *Provider) Name() scenario.ProviderName { return scenario.ProviderExisting }
@@ -42,8 +73,7 @@ const KwokAnnotation = "kwok.x-k8s.io/node"
 // Capabilities implements provider.Provider. Whether pods run containers is read from the nodes: a
 // cluster of kwok nodes (a local lab reached as existing clusters) runs none.
 func (p *Provider) Capabilities() provider.Capabilities {
-	caps := provider.Capabilities{CreatesClusters: false, RunsContainers: true, LoadBalancer: "cluster", Istiod: provider.IstiodInCluster,
-		IstioIncomplete: "installing Istio on existing clusters (in-cluster istiod) is not built yet; use --skip-istio to map and check the clusters"}
+	caps := provider.Capabilities{CreatesClusters: false, RunsContainers: true, LoadBalancer: "cluster", Istiod: provider.IstiodInCluster}
 	if p.s != nil && len(p.s.Clusters) > 0 {
 		if cs, err := p.clientset(p.s.Clusters[0].Name); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -211,11 +241,13 @@ func (p *Provider) Clusters(ctx context.Context) ([]provider.ClusterInfo, error)
 	return out, nil
 }
 
-// IstiodEndpoint implements provider.IstiodEndpoints from the scenario's provider.existing.istiod.
+// IstiodEndpoint implements provider.IstiodEndpoints from the scenario's provider.existing.istiod (an
+// external control plane, or addresses a CI job keeps open); without them, callers port-forward to the
+// istiod pod through Tunnel.
 func (p *Provider) IstiodEndpoint(cluster string) (provider.IstiodEndpoint, error) {
 	a, ok := p.options().Istiod[cluster]
 	if !ok {
-		return provider.IstiodEndpoint{}, fmt.Errorf("no address for the istiod of %s: set provider.existing.istiod.%s (xdsTLS, debug), e.g. through a kubectl port-forward", cluster, cluster)
+		return provider.IstiodEndpoint{}, fmt.Errorf("no address for the istiod of %s in provider.existing.istiod", cluster)
 	}
 	return provider.IstiodEndpoint{XDS: a.XDS, XDSTLS: a.XDSTLS, Debug: a.Debug, Monitoring: a.Monitoring}, nil
 }

@@ -29,6 +29,10 @@ func ClusterConfig(c scenario.Cluster, opts scenario.KindOptions) *v1alpha4.Clus
 	for i := 0; i < opts.Workers; i++ {
 		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: opts.NodeImage, Labels: map[string]string{"topology.kubernetes.io/region": c.Region, "topology.kubernetes.io/zone": c.Zone}})
 	}
+	if len(opts.RegistryMirrors) > 0 {
+		// containerd reads per-registry hosts.toml files from here (kind's local-registry recipe).
+		cfg.ContainerdConfigPatches = []string{"[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""}
+	}
 	return cfg
 }
 

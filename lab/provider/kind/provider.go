@@ -2,22 +2,28 @@ package kind
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 
 	"mclab.dev/mclab/fixtures"
 	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
@@ -30,8 +36,16 @@ type Config struct {
 	Lab      string
 	Store    state.Store
 	Scenario *scenario.Scenario
-	// Runner runs docker (and nothing else).
+	// Runtime is what talks to Docker (default: kind's Go API and Runner).
+	Runtime Runtime
+	// Runner runs docker when Runtime is not given.
 	Runner exec.Runner
+	// Tunnel reaches pods through the API servers (default: kube.Tunnel over SPDY).
+	Tunnel provider.PodTunnel
+	// Out receives preflight notes.
+	Out io.Writer
+	// GOOS is the host's operating system (default runtime.GOOS); it decides the host-routing caveats.
+	GOOS string
 }
 
 // Provider creates a lab's clusters as kind clusters.
@@ -42,19 +56,38 @@ type Provider struct {
 
 // New returns the kind provider for a lab.
 func New(cfg Config) *Provider {
-	return &Provider{cfg: cfg, dir: filepath.Join(cfg.Store.Dir(cfg.Lab), "kind")}
+	if cfg.Runtime == nil {
+		cfg.Runtime = NewRuntime(cfg.Runner)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.GOOS == "" {
+		cfg.GOOS = goruntime.GOOS
+	}
+	p := &Provider{cfg: cfg, dir: filepath.Join(cfg.Store.Dir(cfg.Lab), "kind")}
+	if p.cfg.Tunnel == nil {
+		p.cfg.Tunnel = &kube.Tunnel{Client: p.client}
+	}
+	return p
 }
 
-var _ provider.Provider = (*Provider)(nil)
+var (
+	_ provider.Provider     = (*Provider)(nil)
+	_ provider.Tunneled     = (*Provider)(nil)
+	_ provider.LogCollector = (*Provider)(nil)
+)
 
 // Name implements provider.Provider.
 func (p *Provider) Name() scenario.ProviderName { return scenario.ProviderKind }
 
 // Capabilities implements provider.Provider.
 func (p *Provider) Capabilities() provider.Capabilities {
-	return provider.Capabilities{CreatesClusters: true, RunsContainers: true, LoadBalancer: "metallb", Istiod: provider.IstiodInCluster,
-		Incomplete: "the kind provider plans labs, but creating them is not finished (in-cluster istiod, images, node-log export); use --provider local"}
+	return provider.Capabilities{CreatesClusters: true, RunsContainers: true, LoadBalancer: "metallb", Istiod: provider.IstiodInCluster}
 }
+
+// Tunnel implements provider.Tunneled.
+func (p *Provider) Tunnel() provider.PodTunnel { return p.cfg.Tunnel }
 
 // DefaultNetwork is kind's Docker network and the subnet it usually has; the real subnet is read at up.
 const (
@@ -83,15 +116,14 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 		}
 		cfgDetails = append(cfgDetails, fmt.Sprintf("kind cluster %s:\n%s", ClusterName(p.cfg.Lab, c.Name), strings.TrimSpace(string(data))))
 	}
-	cfgDetails = append(cfgDetails, "wait: every node Ready within 3m; on failure the clusters are deleted (or kept with --retain)")
+	for _, h := range MirrorHosts(opts) {
+		cfgDetails = append(cfgDetails, fmt.Sprintf("registry mirror on every node: /etc/containerd/certs.d/%s/hosts.toml -> %s", h, opts.RegistryMirrors[h]))
+	}
+	cfgDetails = append(cfgDetails, fmt.Sprintf("wait: every node Ready within %s; on failure the clusters are deleted (or kept with --retain) and their logs exported", nodeReadyTimeout))
 	nodes, via := map[string][]string{}, map[string]string{}
 	for _, c := range s.Clusters {
-		cp := ClusterName(p.cfg.Lab, c.Name) + "-control-plane"
-		nodes[c.Name] = []string{cp}
-		for i := 1; i <= opts.Workers; i++ {
-			nodes[c.Name] = append(nodes[c.Name], fmt.Sprintf("%s-worker%s", ClusterName(p.cfg.Lab, c.Name), suffix(i)))
-		}
-		via[c.Name] = "<IP of " + cp + ">"
+		nodes[c.Name] = NodeNames(ClusterName(p.cfg.Lab, c.Name), opts.Workers)
+		via[c.Name] = "<IP of " + ClusterName(p.cfg.Lab, c.Name) + "-control-plane>"
 	}
 	var routeDetails []string
 	for _, r := range Routes(s, nodes, via) {
@@ -106,15 +138,43 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 	}
 	var lbDetails []string
 	for _, c := range names {
-		lbDetails = append(lbDetails, fmt.Sprintf("%s: MetalLB v0.14.3 (fixtures/metallb), IPAddressPool %s-%s (for kind's usual %s; carved from the real subnet at up)", c, pools[c][0], pools[c][1], defaultSubnet))
+		lbDetails = append(lbDetails, fmt.Sprintf("%s: MetalLB %s (fixtures/metallb), IPAddressPool %s-%s (for kind's usual %s; carved from the real subnet at up)", c, MetalLBVersion, pools[c][0], pools[c][1], defaultSubnet))
 	}
-	return []plan.Step{
-		{Title: "Preflight", Details: []string{"docker answers; CPU and memory for the clusters; fs.inotify limits; free disk", "each failure says how to fix it"}, Run: p.preflight},
+	lbDetails = append(lbDetails, "wait: MetalLB's controller available within "+metallbTimeout.String())
+	need := Needs(len(s.Clusters))
+	steps := []plan.Step{
+		{Title: "Preflight", Details: []string{
+			"docker answers",
+			fmt.Sprintf("Docker has at least %d CPUs and %s of memory, and %s free on its disk, for %d clusters", need.CPUs, gib(need.Memory), gib(need.Disk), len(s.Clusters)),
+			"fs.inotify.max_user_watches >= 524288 and max_user_instances >= 512 (Linux)",
+			"the kind network's subnet does not overlap the clusters' pod and Service subnets",
+			"each failure says how to fix it; host-routing caveats on macOS and Windows",
+		}, Run: p.preflight},
 		{Title: "Creating kind clusters " + strings.Join(names, ", ") + " (in parallel)", Details: cfgDetails, Run: p.create},
-		{Title: "Writing kubeconfigs reachable from other clusters", Details: []string{"kind's internal kubeconfig with the server rewritten to the control-plane container's IP on the kind network (kind#1558; as Istio's CI does)"}, Run: p.kubeconfigs},
+		{Title: "Writing kubeconfigs", Details: []string{
+			"from the host: kind's external kubeconfig (the API server's port published on 127.0.0.1)",
+			"from the other clusters: kind's internal kubeconfig with the server rewritten to the control-plane container's IP on the kind network (kind#1558; as Istio's CI does)",
+		}, Run: p.kubeconfigs},
 		{Title: "Routing between clusters on the same network", Details: routeDetails, Run: p.routes},
-		{Title: "Installing MetalLB", Details: lbDetails, Run: p.metallb},
-	}, nil
+	}
+	if opts.PreloadImages {
+		images, err := p.images(s)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, plan.Step{Title: "Preloading images into every node", Details: append(images, "pulled once on the host (docker pull), loaded into the nodes as `kind load docker-image` does"), Run: p.preload})
+	}
+	steps = append(steps, plan.Step{Title: "Installing MetalLB", Details: lbDetails, Run: p.metallb})
+	return steps, nil
+}
+
+// NodeNames are the node containers kind creates for a cluster.
+func NodeNames(cluster string, workers int) []string {
+	out := []string{cluster + "-control-plane"}
+	for i := 1; i <= workers; i++ {
+		out = append(out, fmt.Sprintf("%s-worker%s", cluster, suffix(i)))
+	}
+	return out
 }
 
 func suffix(i int) string {
@@ -124,77 +184,189 @@ func suffix(i int) string {
 	return fmt.Sprint(i)
 }
 
+// Timeouts of the kind steps.
+const (
+	nodeReadyTimeout = 3 * time.Minute
+	metallbTimeout   = 3 * time.Minute
+)
+
+// MetalLBVersion is the MetalLB release in fixtures/metallb (the manifest Istio's CI applies).
+const MetalLBVersion = "v0.14.3"
+
+func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+
+// Resources are what a lab needs from Docker.
+type Resources struct {
+	CPUs   int
+	Memory uint64
+	Disk   uint64
+}
+
+// Needs is what n kind clusters with Istio, MetalLB and the samples need: measured by Istio's docs as
+// about 2 GiB of memory per cluster (a kind node with its control plane ~1 GiB, istiod, gateways and
+// sidecars ~1 GiB), a node image (~1 GiB) plus images per cluster on disk, and 2 CPUs at least.
+func Needs(n int) Resources {
+	return Resources{CPUs: max(2, (n+1)/2*2), Memory: uint64(n) * 2 << 30, Disk: uint64(n)*2<<30 + 1<<30}
+}
+
+// dockerInfo is what preflight reads from `docker info`.
+type dockerInfo struct {
+	NCPU          int    `json:"NCPU"`
+	MemTotal      uint64 `json:"MemTotal"`
+	DockerRootDir string `json:"DockerRootDir"`
+	OSType        string `json:"OSType"`
+	Name          string `json:"Name"`
+}
+
 // preflight checks what kind needs and says how to fix each failure.
 func (p *Provider) preflight(ctx context.Context) error {
 	var problems []string
-	if _, err := p.cfg.Runner.Run(ctx, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
-		problems = append(problems, "docker does not answer ("+firstLine(err)+"): start Docker (or use --provider local, which needs no containers)")
+	s := p.cfg.Scenario
+	rt := p.cfg.Runtime
+	if out, err := rt.Docker(ctx, "version", "--format", "{{.Server.Version}}"); err != nil {
+		return fmt.Errorf("preflight:\n  docker does not answer (%s): start Docker (or use --provider local, which needs no containers)", firstLine(err, out))
 	}
-	for _, l := range []struct {
-		file string
-		min  int
-	}{{"/proc/sys/fs/inotify/max_user_watches", 524288}, {"/proc/sys/fs/inotify/max_user_instances", 512}} {
-		data, err := os.ReadFile(l.file)
-		var v int
-		if err == nil {
-			fmt.Sscan(strings.TrimSpace(string(data)), &v)
+	need := Needs(len(s.Clusters))
+	if out, err := rt.Docker(ctx, "info", "--format", "{{json .}}"); err != nil {
+		problems = append(problems, "docker info failed ("+firstLine(err, out)+")")
+	} else {
+		var info dockerInfo
+		if err := json.Unmarshal(out, &info); err != nil {
+			problems = append(problems, "docker info is not JSON: "+err.Error())
+		} else {
+			if info.NCPU < need.CPUs {
+				problems = append(problems, fmt.Sprintf("Docker has %d CPUs, %d clusters need %d: give Docker more CPUs (Docker Desktop: Settings > Resources), or use fewer clusters", info.NCPU, len(s.Clusters), need.CPUs))
+			}
+			if info.MemTotal < need.Memory {
+				problems = append(problems, fmt.Sprintf("Docker has %s of memory, %d clusters need %s: give Docker more memory (Docker Desktop: Settings > Resources), use fewer clusters, or use --provider local (about 0.6 GiB per cluster, no data plane)", gib(info.MemTotal), len(s.Clusters), gib(need.Memory)))
+			}
+			if free, ok := freeDisk(info.DockerRootDir); ok && free < need.Disk {
+				problems = append(problems, fmt.Sprintf("%s has %s free, %d clusters need about %s (node image and Istio's images per node): free space (docker system prune) or use fewer clusters", info.DockerRootDir, gib(free), len(s.Clusters), gib(need.Disk)))
+			}
 		}
-		if err == nil && v < l.min {
-			key := strings.ReplaceAll(strings.TrimPrefix(l.file, "/proc/sys/"), "/", ".")
-			problems = append(problems, fmt.Sprintf("%s is %d, several kind clusters need %d (\"too many open files\"): sudo sysctl %s=%d", key, v, l.min, key, l.min))
+	}
+	if p.cfg.GOOS == "linux" {
+		for _, l := range []struct {
+			file string
+			min  int
+		}{{"/proc/sys/fs/inotify/max_user_watches", 524288}, {"/proc/sys/fs/inotify/max_user_instances", 512}} {
+			data, err := os.ReadFile(l.file)
+			var v int
+			if err == nil {
+				fmt.Sscan(strings.TrimSpace(string(data)), &v)
+			}
+			if err == nil && v < l.min {
+				key := strings.ReplaceAll(strings.TrimPrefix(l.file, "/proc/sys/"), "/", ".")
+				problems = append(problems, fmt.Sprintf("%s is %d, several kind clusters need %d (\"too many open files\" in kube-proxy or kubelet): sudo sysctl %s=%d", key, v, l.min, key, l.min))
+			}
 		}
+	}
+	if subnet, err := p.NetworkSubnet(ctx); err == nil {
+		for _, c := range s.Clusters {
+			for _, sub := range []string{c.PodSubnet, c.ServiceSubnet} {
+				if pre, err := netip.ParsePrefix(sub); err == nil && pre.Overlaps(subnet) {
+					problems = append(problems, fmt.Sprintf("the %s network's subnet %s overlaps %s's subnet %s: routes would send node traffic into pods; set other clusters[].podSubnet/serviceSubnet, or recreate the network (docker network rm %s)", DefaultNetwork, subnet, c.Name, sub, DefaultNetwork))
+				}
+			}
+		}
+	} else if !errors.Is(err, errNoNetwork) {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("preflight:\n  %s", strings.Join(problems, "\n  "))
 	}
+	if p.cfg.GOOS != "linux" {
+		fmt.Fprintf(p.cfg.Out, "note: on %s, Docker runs in a VM: the host cannot reach container IPs or MetalLB addresses. mclab talks to the clusters through kind's published API ports; the clusters reach each other on the kind network as on Linux. To reach a gateway from the host, port-forward it or run cloud-provider-kind.\n", p.cfg.GOOS)
+	}
 	return nil
 }
 
-func firstLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+func firstLine(err error, out []byte) string {
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		s = err.Error()
 	}
-	return s
+	return firstLineOf(s)
 }
 
-// create makes the clusters in parallel with kind's Go API.
+// create makes the clusters in parallel with kind's Go API, then points containerd at the registry
+// mirrors.
 func (p *Provider) create(ctx context.Context) error {
-	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 	opts := kindOptions(p.cfg.Scenario)
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return err
 	}
-	existing, _ := kp.List()
-	g, _ := errgroup.WithContext(ctx)
+	existing, _ := p.cfg.Runtime.ListClusters()
+	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range p.cfg.Scenario.Clusters {
 		name := ClusterName(p.cfg.Lab, c.Name)
-		if contains(existing, name) {
-			continue
-		}
 		g.Go(func() error {
-			return kp.Create(name,
-				kindcluster.CreateWithV1Alpha4Config(ClusterConfig(c, opts)),
-				kindcluster.CreateWithWaitForReady(3*time.Minute),
-				kindcluster.CreateWithKubeconfigPath(filepath.Join(p.dir, c.Name+".host.kubeconfig")),
-				kindcluster.CreateWithDisplayUsage(false), kindcluster.CreateWithDisplaySalutation(false))
+			if !slices.Contains(existing, name) {
+				if err := p.cfg.Runtime.CreateCluster(name, ClusterConfig(c, opts), p.kindKubeconfig(c.Name), nodeReadyTimeout); err != nil {
+					return fmt.Errorf("creating kind cluster %s: %w", name, err)
+				}
+			}
+			return p.mirrors(gctx, name)
 		})
 	}
 	return g.Wait()
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// MirrorHosts are the registries with a mirror, sorted.
+func MirrorHosts(opts scenario.KindOptions) []string {
+	var out []string
+	for h := range opts.RegistryMirrors {
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// mirrors writes containerd's hosts.toml for every mirrored registry on every node of a cluster
+// (containerd reads /etc/containerd/certs.d, which ClusterConfig sets as its registry config_path).
+func (p *Provider) mirrors(ctx context.Context, cluster string) error {
+	opts := kindOptions(p.cfg.Scenario)
+	if len(opts.RegistryMirrors) == 0 {
+		return nil
+	}
+	nodes, err := p.cfg.Runtime.ListNodes(cluster)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		for _, h := range MirrorHosts(opts) {
+			dir := "/etc/containerd/certs.d/" + h
+			toml := HostsTOML(h, opts.RegistryMirrors[h])
+			if out, err := p.cfg.Runtime.Docker(ctx, "exec", n, "sh", "-c", fmt.Sprintf("mkdir -p %s && printf '%%s' '%s' > %s/hosts.toml", dir, toml, dir)); err != nil {
+				return fmt.Errorf("registry mirror for %s on %s: %w (%s)", h, n, err, firstLine(err, out))
+			}
 		}
 	}
-	return false
+	return nil
+}
+
+// HostsTOML is containerd's hosts.toml that sends pulls of registry to mirror first.
+func HostsTOML(registry, mirror string) string {
+	server := "https://" + registry
+	if registry == "docker.io" {
+		server = "https://registry-1.docker.io"
+	}
+	return fmt.Sprintf("server = \"%s\"\n\n[host.\"%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", server, mirror)
+}
+
+func (p *Provider) kindKubeconfig(cluster string) string {
+	return filepath.Join(p.dir, cluster+".kind.kubeconfig")
+}
+func (p *Provider) hostKubeconfig(cluster string) string {
+	return filepath.Join(p.dir, cluster+".host.kubeconfig")
+}
+func (p *Provider) clusterKubeconfig(cluster string) string {
+	return filepath.Join(p.dir, cluster+".cluster.kubeconfig")
 }
 
 // containerIP is a node container's IPv4 address on the kind network.
 func (p *Provider) containerIP(ctx context.Context, container string) (string, error) {
-	out, err := p.cfg.Runner.Run(ctx, "docker", "inspect", "-f", "{{.NetworkSettings.Networks."+DefaultNetwork+".IPAddress}}", container)
+	out, err := p.cfg.Runtime.Docker(ctx, "inspect", "-f", "{{.NetworkSettings.Networks."+DefaultNetwork+".IPAddress}}", container)
 	if err != nil {
 		return "", err
 	}
@@ -205,13 +377,20 @@ func (p *Provider) containerIP(ctx context.Context, container string) (string, e
 	return ip, nil
 }
 
-// kubeconfigs writes, per cluster, the internal kubeconfig with the server rewritten to the
-// control-plane container's IP: it works from the host (on Linux) and from the other clusters.
+// kubeconfigs writes, per cluster, the host's kubeconfig (kind's external one) and the one the other
+// clusters use: the internal kubeconfig with the server rewritten to the control-plane container's IP.
 func (p *Provider) kubeconfigs(ctx context.Context) error {
-	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 	for _, c := range p.cfg.Scenario.Clusters {
 		name := ClusterName(p.cfg.Lab, c.Name)
-		raw, err := kp.KubeConfig(name, true)
+		external, err := p.cfg.Runtime.KubeConfig(name, false)
+		if err != nil {
+			return err
+		}
+		host, err := RewriteServer([]byte(external), c.Name, "")
+		if err != nil {
+			return err
+		}
+		internal, err := p.cfg.Runtime.KubeConfig(name, true)
 		if err != nil {
 			return err
 		}
@@ -219,31 +398,42 @@ func (p *Provider) kubeconfigs(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		data, err := RewriteServer([]byte(raw), c.Name, "https://"+ip+":6443")
+		inLab, err := RewriteServer([]byte(internal), c.Name, "https://"+ip+":6443")
 		if err != nil {
 			return err
 		}
-		if err := state.WriteFile(filepath.Join(p.dir, c.Name+".kubeconfig"), data); err != nil {
+		if err := state.WriteFile(p.hostKubeconfig(c.Name), host); err != nil {
+			return err
+		}
+		if err := state.WriteFile(p.clusterKubeconfig(c.Name), inLab); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// RewriteServer points every cluster of a kubeconfig at server and names its single context after the
-// cluster.
+// RewriteServer keeps a kubeconfig's first context, names it (and its cluster) after the scenario
+// cluster, and points it at server ("" keeps the server).
 func RewriteServer(raw []byte, cluster, server string) ([]byte, error) {
 	kc, err := clientcmd.Load(raw)
 	if err != nil {
 		return nil, err
 	}
 	out := clientcmdapi.NewConfig()
-	for _, ctx := range kc.Contexts {
+	names := make([]string, 0, len(kc.Contexts))
+	for n := range kc.Contexts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		ctx := kc.Contexts[n]
 		cl := kc.Clusters[ctx.Cluster]
 		if cl == nil {
 			continue
 		}
-		cl.Server = server
+		if server != "" {
+			cl.Server = server
+		}
 		out.Clusters[cluster] = cl
 		out.AuthInfos[cluster+"-admin"] = kc.AuthInfos[ctx.AuthInfo]
 		out.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: cluster + "-admin"}
@@ -261,28 +451,34 @@ func (p *Provider) routes(ctx context.Context) error {
 	nodes, via := map[string][]string{}, map[string]string{}
 	for _, c := range p.cfg.Scenario.Clusters {
 		name := ClusterName(p.cfg.Lab, c.Name)
-		out, err := p.cfg.Runner.Run(ctx, "docker", "ps", "--filter", "label=io.x-k8s.kind.cluster="+name, "--format", "{{.Names}}")
+		ns, err := p.cfg.Runtime.ListNodes(name)
 		if err != nil {
 			return err
 		}
-		nodes[c.Name] = strings.Fields(string(out))
+		nodes[c.Name] = ns
 		if via[c.Name], err = p.containerIP(ctx, name+"-control-plane"); err != nil {
 			return err
 		}
 	}
 	for _, r := range Routes(p.cfg.Scenario, nodes, via) {
-		if out, err := p.cfg.Runner.Run(ctx, "docker", "exec", r.Node, "ip", "route", "replace", r.Dest, "via", r.Via); err != nil {
-			return fmt.Errorf("%s: %w (%s)", r, err, out)
+		if out, err := p.cfg.Runtime.Docker(ctx, "exec", r.Node, "ip", "route", "replace", r.Dest, "via", r.Via); err != nil {
+			return fmt.Errorf("%s: %w (%s)", r, err, firstLine(err, out))
 		}
 	}
 	return nil
 }
 
+// errNoNetwork is returned by NetworkSubnet before kind created its network.
+var errNoNetwork = errors.New("the kind network does not exist yet")
+
 // NetworkSubnet reads the IPv4 subnet of kind's Docker network (a dual-stack network lists two).
 func (p *Provider) NetworkSubnet(ctx context.Context) (netip.Prefix, error) {
-	out, err := p.cfg.Runner.Run(ctx, "docker", "network", "inspect", DefaultNetwork, "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}")
+	out, err := p.cfg.Runtime.Docker(ctx, "network", "inspect", DefaultNetwork, "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}")
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("reading the %s network: %w", DefaultNetwork, err)
+		if strings.Contains(strings.ToLower(string(out)), "no such network") || strings.Contains(strings.ToLower(string(out)), "not found") {
+			return netip.Prefix{}, errNoNetwork
+		}
+		return netip.Prefix{}, fmt.Errorf("reading the %s network: %w (%s)", DefaultNetwork, err, firstLine(err, out))
 	}
 	for _, f := range strings.Fields(string(out)) {
 		if pre, err := netip.ParsePrefix(f); err == nil && pre.Addr().Is4() {
@@ -290,6 +486,42 @@ func (p *Provider) NetworkSubnet(ctx context.Context) (netip.Prefix, error) {
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("the %s network has no IPv4 subnet (%q); recreate it with one: docker network rm kind", DefaultNetwork, strings.TrimSpace(string(out)))
+}
+
+// images lists what preload loads: Istio's and the samples' images, and MetalLB's.
+func (p *Provider) images(s *scenario.Scenario) ([]string, error) {
+	images, err := istio.Images(s)
+	if err != nil {
+		return nil, err
+	}
+	manifest, err := fixtures.FS.ReadFile("metallb/metallb-native.yaml")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(manifest), "\n") {
+		if img, ok := strings.CutPrefix(strings.TrimSpace(line), "image: "); ok && !slices.Contains(images, img) {
+			images = append(images, img)
+		}
+	}
+	return images, nil
+}
+
+// preload pulls every image once on the host and loads it into every node of the lab.
+func (p *Provider) preload(ctx context.Context) error {
+	images, err := p.images(p.cfg.Scenario)
+	if err != nil {
+		return err
+	}
+	var clusters []string
+	for _, c := range p.cfg.Scenario.Clusters {
+		clusters = append(clusters, ClusterName(p.cfg.Lab, c.Name))
+	}
+	for _, img := range images {
+		if err := p.cfg.Runtime.LoadImage(ctx, img, clusters); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // metallb installs MetalLB (the manifest Istio's CI uses) in every cluster, waits for its controller,
@@ -321,8 +553,9 @@ func (p *Provider) metallb(ctx context.Context) error {
 			if err := kc.ApplyManifest(gctx, string(manifest), "metallb-system"); err != nil {
 				return err
 			}
-			if err := waitDeploymentAvailable(gctx, kc, "metallb-system", "controller", 3*time.Minute); err != nil {
-				return fmt.Errorf("MetalLB in %s: %w; LoadBalancer Services would stay <pending> (check image pulls: docker pull registry.istio.io/testing/metallb/controller:v0.14.3)", c.Name, err)
+			if err := kube.WaitDeployment(gctx, kc, "metallb-system", "controller", "app=metallb,component=controller", metallbTimeout,
+				"the nodes cannot pull MetalLB's images: set provider.kind.preloadImages: true or a registry mirror"); err != nil {
+				return fmt.Errorf("MetalLB in %s: %w; LoadBalancer Services would stay <pending>", c.Name, err)
 			}
 			return kc.ApplyManifest(gctx, PoolManifest(pools[c.Name]), "metallb-system")
 		})
@@ -342,32 +575,15 @@ func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, er
 	return kube.NewClient(cluster, cfg)
 }
 
-func waitDeploymentAvailable(ctx context.Context, kc *kube.Client, ns, name string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		d, err := kc.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		if err == nil && d.Status.AvailableReplicas > 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("deployment %s/%s not available after %s", ns, name, timeout)
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
-
 // Delete implements provider.Provider: every kind cluster of the lab, then the provider's files.
 func (p *Provider) Delete(ctx context.Context) error {
-	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
-	existing, err := kp.List()
+	existing, err := p.cfg.Runtime.ListClusters()
 	if err == nil {
 		prefix := p.cfg.Lab + "-"
 		for _, n := range existing {
 			if cluster, ok := strings.CutPrefix(n, prefix); ok {
 				// The kubeconfig kind wrote at create: never the user's own.
-				if err := kp.Delete(n, filepath.Join(p.dir, cluster+".host.kubeconfig")); err != nil {
+				if err := p.cfg.Runtime.DeleteCluster(n, p.kindKubeconfig(cluster)); err != nil {
 					return err
 				}
 			}
@@ -376,28 +592,91 @@ func (p *Provider) Delete(ctx context.Context) error {
 	return os.RemoveAll(p.dir)
 }
 
-// Kubeconfig implements provider.Provider: the rewritten kubeconfig serves both viewpoints on Linux.
+// Kubeconfig implements provider.Provider: kind's external kubeconfig from the host, the one rewritten
+// to the control-plane container's IP from the other clusters.
 func (p *Provider) Kubeconfig(ctx context.Context, cluster string, from provider.Viewpoint) (*clientcmdapi.Config, error) {
-	return clientcmd.LoadFromFile(filepath.Join(p.dir, cluster+".kubeconfig"))
+	path := p.hostKubeconfig(cluster)
+	if from == provider.FromCluster {
+		path = p.clusterKubeconfig(cluster)
+	}
+	return clientcmd.LoadFromFile(path)
 }
 
-// Clusters implements provider.Provider.
+// Clusters implements provider.Provider: node containers from Docker, nodes from each API server.
 func (p *Provider) Clusters(ctx context.Context) ([]provider.ClusterInfo, error) {
-	var out []provider.ClusterInfo
-	for _, c := range p.cfg.Scenario.Clusters {
-		out = append(out, provider.ClusterInfo{Name: c.Name, Network: c.Network, PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet, Message: "kind cluster status is not read yet"})
+	existing, listErr := p.cfg.Runtime.ListClusters()
+	out := make([]provider.ClusterInfo, len(p.cfg.Scenario.Clusters))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, c := range p.cfg.Scenario.Clusters {
+		g.Go(func() error {
+			out[i] = p.clusterInfo(gctx, c, existing, listErr)
+			return nil
+		})
 	}
+	_ = g.Wait()
 	return out, nil
 }
 
-var _ provider.LogCollector = (*Provider)(nil)
+func (p *Provider) clusterInfo(ctx context.Context, c scenario.Cluster, existing []string, listErr error) provider.ClusterInfo {
+	info := provider.ClusterInfo{Name: c.Name, Network: c.Network, PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet}
+	name := ClusterName(p.cfg.Lab, c.Name)
+	switch {
+	case listErr != nil:
+		info.Message = "docker does not answer: " + listErr.Error()
+		return info
+	case !slices.Contains(existing, name):
+		info.Message = "kind cluster " + name + " does not exist"
+		return info
+	}
+	nodes, _ := p.cfg.Runtime.ListNodes(name)
+	for _, n := range nodes {
+		ip, err := p.containerIP(ctx, n)
+		info.Components = append(info.Components, provider.Component{Name: n, Running: err == nil, Address: ip})
+	}
+	if kc, err := clientcmd.LoadFromFile(p.hostKubeconfig(c.Name)); err == nil {
+		for _, cl := range kc.Clusters {
+			info.Server = cl.Server
+		}
+	}
+	kc, err := p.client(ctx, c.Name)
+	if err != nil {
+		info.Message = err.Error()
+		return info
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := kc.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		info.Message = "the API server does not answer: " + err.Error()
+		return info
+	}
+	info.Ready = len(list.Items) > 0
+	for _, n := range list.Items {
+		node := provider.Node{Name: n.Name, PodCIDR: n.Spec.PodCIDR, Region: n.Labels["topology.kubernetes.io/region"], Zone: n.Labels["topology.kubernetes.io/zone"]}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				node.Ready = cond.Status == corev1.ConditionTrue
+			}
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				node.Internal = a.Address
+			}
+		}
+		if !node.Ready {
+			info.Ready = false
+			info.Message = "node " + n.Name + " is not Ready"
+		}
+		info.Nodes = append(info.Nodes, node)
+	}
+	return info
+}
 
 // CollectLogs implements provider.LogCollector: `kind export logs` for every cluster of the lab.
 func (p *Provider) CollectLogs(ctx context.Context, dir string) error {
-	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 	var errs []string
 	for _, c := range p.cfg.Scenario.Clusters {
-		if err := kp.CollectLogs(ClusterName(p.cfg.Lab, c.Name), filepath.Join(dir, c.Name)); err != nil {
+		if err := p.cfg.Runtime.CollectLogs(ClusterName(p.cfg.Lab, c.Name), filepath.Join(dir, c.Name)); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
