@@ -44,8 +44,8 @@ func TestIntegrationExistingProvider(t *testing.T) {
 	}
 	ex.Provider = scenario.Provider{Name: scenario.ProviderExisting, Existing: &scenario.ExistingOptions{Kubeconfig: host.Store.Kubeconfig(s.Name), Istiod: istiods}}
 	err = gate.Up(t.Context(), &ex, "gate")
-	if !errors.Is(err, lab.ErrNotBuilt) || !strings.Contains(err.Error(), "--skip-istio") {
-		t.Fatalf("installing Istio on existing clusters must be refused with the way out: %v", err)
+	if !errors.Is(err, lab.ErrMeshExists) || !strings.Contains(err.Error(), "--skip-install") {
+		t.Fatalf("installing Istio over a mesh mclab did not install must be refused with the way out: %v", err)
 	}
 	if names, _ := gate.Store.List(); len(names) != 0 {
 		t.Fatalf("a refused up left labs: %v", names)
@@ -72,6 +72,32 @@ func TestIntegrationExistingProvider(t *testing.T) {
 	}
 	if _, err := gate.Down(t.Context(), "gate"); err != nil {
 		t.Fatal(err)
+	}
+
+	// Without istiod addresses in the scenario, istiod is reached by port-forward to its pod through
+	// the provider's tunnel (here: onto the istiod processes, as kwok pods run no containers).
+	tunnel := &labtest.Tunnel{Istiods: map[string]provider.IstiodEndpoint{}}
+	for c, a := range istiods {
+		tunnel.Istiods[c] = provider.IstiodEndpoint{XDS: a.XDS, XDSTLS: a.XDSTLS, Debug: a.Debug, Monitoring: a.Monitoring}
+	}
+	fwd, _ := labtest.Manager(t)
+	fwd.SkipIstio, fwd.Tunnel = true, tunnel
+	ex.Provider.Existing.Istiod = nil
+	if err := fwd.Up(t.Context(), &ex, "fwd"); err != nil {
+		t.Fatal(err)
+	}
+	st, err = fwd.Status(t.Context(), "fwd")
+	if err != nil || !st.Ready() {
+		t.Fatalf("status through port-forwards: %+v %v", st, err)
+	}
+	got := tunnel.CallsWithPrefix("port-forward")
+	if len(got) != 2 || !strings.Contains(strings.Join(got, "\n"), "port-forward c2 istio-system/app=istiod [15010 15012 15014 8080]") {
+		t.Errorf("port-forwards: %v", got)
+	}
+	tunnel.Fail = "error upgrading connection: pods run no containers"
+	st, _ = fwd.Status(t.Context(), "fwd")
+	if st.Ready() || len(st.Istio) != 2 || !strings.Contains(strings.Join(st.Istio[0].Problems, ";"), "reaching the istiod of c1 (port-forward to app=istiod in istio-system): error upgrading connection") {
+		t.Errorf("a failed port-forward must be named in the status: %+v", st.Istio)
 	}
 	hs, err := host.Status(t.Context(), s.Name)
 	if err != nil || !hs.Ready() {

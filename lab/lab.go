@@ -50,6 +50,9 @@ type Manager struct {
 	Tunnel provider.PodTunnel
 }
 
+// ErrMeshExists is returned when `up` would install Istio over a mesh that mclab did not install.
+var ErrMeshExists = errors.New("a mesh is already installed")
+
 // ErrNotBuilt is returned for a provider that mclab does not implement yet.
 var ErrNotBuilt = errors.New("provider not built yet")
 
@@ -143,6 +146,12 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	}
 	if caps.IstioIncomplete != "" && !m.SkipIstio {
 		return fmt.Errorf("%w: %s", ErrNotBuilt, caps.IstioIncomplete)
+	}
+	if !caps.CreatesClusters && !m.SkipIstio && fresh {
+		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p}
+		if in.MeshInstalled(ctx) {
+			return fmt.Errorf("%w: %s already has istio-system with a plugged-in CA (cacerts); mclab does not install over a mesh it did not install. Verify it instead: `mclab up --skip-install` then `mclab verify`", ErrMeshExists, s.Clusters[0].Name)
+		}
 	}
 	if !fresh && prev.Provider != p.Name() {
 		return fmt.Errorf("lab %q runs on provider %s, not %s; `mclab down --name %s` first, or choose another --name", labName, prev.Provider, p.Name(), labName)

@@ -72,41 +72,48 @@ func TestIntegrationDryRunEveryManifest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := &istio.Installer{S: s, Dir: t.TempDir(), Provider: p}
-		if err := in.PrepareCA(); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range s.Clusters {
-			ms, err := in.Manifests(c)
-			if err != nil {
-				t.Fatalf("%s/%s: %v", s.Name, c.Name, err)
+		s.Istio.Hub, s.Istio.Tag = "docker.io/istio", "1.28.0"
+		dir := t.TempDir()
+		for _, runtime := range []provider.Provider{p, inCluster{Provider: p, lb: p.(provider.LoadBalancerAssigner)}} {
+			in := &istio.Installer{S: s, Dir: dir, Provider: runtime}
+			if err := in.PrepareCA(); err != nil {
+				t.Fatal(err)
 			}
-			if !crdsInstalled {
-				objs, err := kube.Decode(ms["base"])
+			for _, c := range s.Clusters {
+				ms, err := in.Manifests(c)
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("%s/%s: %v", s.Name, c.Name, err)
 				}
-				var crds []*unstructured.Unstructured
-				for _, o := range objs {
-					if o.GetKind() == "CustomResourceDefinition" {
-						crds = append(crds, o)
+				if !crdsInstalled {
+					objs, err := kube.Decode(ms["base"])
+					if err != nil {
+						t.Fatal(err)
+					}
+					var crds []*unstructured.Unstructured
+					for _, o := range objs {
+						if o.GetKind() == "CustomResourceDefinition" {
+							crds = append(crds, o)
+						}
+					}
+					if len(crds) < 10 {
+						t.Fatalf("base renders %d CRDs", len(crds))
+					}
+					if err := real.Apply(t.Context(), "", crds...); err != nil {
+						t.Fatal(err)
+					}
+					crdsInstalled = true
+				}
+				for name, manifest := range ms {
+					ns := istio.IstioNamespace
+					if name == "samples" {
+						ns = istio.SampleNamespace
+					}
+					if err := dry.ApplyManifest(t.Context(), manifest, ns); err != nil {
+						t.Errorf("%s/%s %s (istiod %s): dry-run apply: %v", s.Name, c.Name, name, runtime.Capabilities().Istiod, err)
 					}
 				}
-				if len(crds) < 10 {
-					t.Fatalf("base renders %d CRDs", len(crds))
-				}
-				if err := real.Apply(t.Context(), "", crds...); err != nil {
-					t.Fatal(err)
-				}
-				crdsInstalled = true
-			}
-			for name, manifest := range ms {
-				ns := istio.IstioNamespace
-				if name == "samples" {
-					ns = istio.SampleNamespace
-				}
-				if err := dry.ApplyManifest(t.Context(), manifest, ns); err != nil {
-					t.Errorf("%s/%s %s: dry-run apply: %v", s.Name, c.Name, name, err)
+				if c.Role == scenario.Primary && runtime.Capabilities().Istiod == provider.IstiodInCluster && !strings.Contains(ms["istiod"], "image: docker.io/istio/pilot:1.28.0") {
+					t.Errorf("%s/%s: the in-cluster istiod Deployment does not run docker.io/istio/pilot:1.28.0", s.Name, c.Name)
 				}
 			}
 		}
@@ -115,4 +122,21 @@ func TestIntegrationDryRunEveryManifest(t *testing.T) {
 	if _, err := real.Kube.CoreV1().ConfigMaps(istio.IstioNamespace).Get(t.Context(), "istio", metav1.GetOptions{}); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("a dry run created ConfigMap istio: %v", err)
 	}
+}
+
+// inCluster is the local provider seen as one whose istiod runs in the cluster (the chart's
+// Deployment), as on kind and existing clusters.
+type inCluster struct {
+	provider.Provider
+	lb provider.LoadBalancerAssigner
+}
+
+func (w inCluster) Capabilities() provider.Capabilities {
+	c := w.Provider.Capabilities()
+	c.Istiod = provider.IstiodInCluster
+	return c
+}
+
+func (w inCluster) LoadBalancerAddress(cluster string) (string, error) {
+	return w.lb.LoadBalancerAddress(cluster)
 }

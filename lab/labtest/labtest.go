@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"mclab.dev/mclab/lab"
 	"mclab.dev/mclab/lab/binaries"
 	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/state"
 )
 
@@ -195,6 +197,63 @@ func ProcessesUnder(dir string) map[int]string {
 		cmd := strings.ReplaceAll(string(data), "\x00", " ")
 		if strings.Contains(cmd, dir) && Alive(pid) {
 			out[pid] = cmd
+		}
+	}
+	return out
+}
+
+// Tunnel is a provider.PodTunnel for labs whose pods run no containers: a port-forward to istiod's
+// pod lands on the istiod process that serves the cluster (what a kubelet's port-forward would reach
+// in a pod), and exec fails as it would without a container. It records every call.
+type Tunnel struct {
+	// Istiods are the istiod processes' endpoints, by cluster.
+	Istiods map[string]provider.IstiodEndpoint
+	// Fail, when set, fails every port-forward with this text.
+	Fail string
+
+	mu    sync.Mutex
+	Calls []string
+}
+
+// PortForward implements provider.PodTunnel.
+func (t *Tunnel) PortForward(_ context.Context, cluster, namespace, selector string, ports []int) (map[int]string, func(), error) {
+	t.mu.Lock()
+	t.Calls = append(t.Calls, fmt.Sprintf("port-forward %s %s/%s %v", cluster, namespace, selector, ports))
+	t.mu.Unlock()
+	if t.Fail != "" {
+		return nil, nil, errors.New(t.Fail)
+	}
+	ep, ok := t.Istiods[cluster]
+	if !ok || namespace != "istio-system" || selector != "app=istiod" {
+		return nil, nil, fmt.Errorf("no pod matches %s in %s/%s", selector, cluster, namespace)
+	}
+	byPort := map[int]string{15010: ep.XDS, 15012: ep.XDSTLS, 15014: ep.Monitoring, 8080: ep.Debug}
+	out := map[int]string{}
+	for _, p := range ports {
+		if byPort[p] == "" {
+			return nil, nil, fmt.Errorf("istiod of %s does not listen on %d", cluster, p)
+		}
+		out[p] = byPort[p]
+	}
+	return out, func() {}, nil
+}
+
+// Exec implements provider.PodTunnel: there are no containers to run commands in.
+func (t *Tunnel) Exec(_ context.Context, cluster, namespace, pod, container string, cmd []string) (string, string, error) {
+	t.mu.Lock()
+	t.Calls = append(t.Calls, fmt.Sprintf("exec %s %s/%s %s", cluster, namespace, pod, container))
+	t.mu.Unlock()
+	return "", "", errors.New("pods run no containers here")
+}
+
+// CallsWithPrefix returns the recorded calls that start with prefix.
+func (t *Tunnel) CallsWithPrefix(prefix string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, c := range t.Calls {
+		if strings.HasPrefix(c, prefix) {
+			out = append(out, c)
 		}
 	}
 	return out

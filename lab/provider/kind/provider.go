@@ -247,17 +247,11 @@ func (p *Provider) preflight(ctx context.Context) error {
 	}
 	if p.cfg.GOOS == "linux" {
 		for _, l := range []struct {
-			file string
-			min  int
-		}{{"/proc/sys/fs/inotify/max_user_watches", 524288}, {"/proc/sys/fs/inotify/max_user_instances", 512}} {
-			data, err := os.ReadFile(l.file)
-			var v int
-			if err == nil {
-				fmt.Sscan(strings.TrimSpace(string(data)), &v)
-			}
-			if err == nil && v < l.min {
-				key := strings.ReplaceAll(strings.TrimPrefix(l.file, "/proc/sys/"), "/", ".")
-				problems = append(problems, fmt.Sprintf("%s is %d, several kind clusters need %d (\"too many open files\" in kube-proxy or kubelet): sudo sysctl %s=%d", key, v, l.min, key, l.min))
+			key string
+			min int
+		}{{"fs.inotify.max_user_watches", 524288}, {"fs.inotify.max_user_instances", 512}} {
+			if v, err := rt.Sysctl(l.key); err == nil && v < l.min {
+				problems = append(problems, fmt.Sprintf("%s is %d, several kind clusters need %d (\"too many open files\" in kube-proxy or kubelet): sudo sysctl %s=%d", l.key, v, l.min, l.key, l.min))
 			}
 		}
 	}
@@ -557,10 +551,29 @@ func (p *Provider) metallb(ctx context.Context) error {
 				"the nodes cannot pull MetalLB's images: set provider.kind.preloadImages: true or a registry mirror"); err != nil {
 				return fmt.Errorf("MetalLB in %s: %w; LoadBalancer Services would stay <pending>", c.Name, err)
 			}
-			return kc.ApplyManifest(gctx, PoolManifest(pools[c.Name]), "metallb-system")
+			return applyPastWebhook(gctx, kc, PoolManifest(pools[c.Name]), "metallb-system", metallbTimeout)
 		})
 	}
 	return g.Wait()
+}
+
+// applyPastWebhook applies a manifest whose objects a webhook validates, retrying while the webhook
+// does not answer yet (MetalLB's controller serves it a little after it reports available, as
+// MetalLB's docs warn).
+func applyPastWebhook(ctx context.Context, kc *kube.Client, manifest, ns string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := kc.ApplyManifest(ctx, manifest, ns)
+		if err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (its webhook did not answer for %s)", err, timeout)
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, error) {

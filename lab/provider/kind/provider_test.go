@@ -155,6 +155,7 @@ func TestPreflightSaysHowToFix(t *testing.T) {
 		{"docker down", &kindtest.Runtime{DockerDown: true}, []string{"docker does not answer", "Cannot connect to the Docker daemon", "start Docker", "--provider local"}},
 		{"too little memory", &kindtest.Runtime{MemTotal: 4 << 30}, []string{"Docker has 4.0 GiB of memory, 3 clusters need 6.0 GiB", "Settings > Resources", "fewer clusters"}},
 		{"too few CPUs", &kindtest.Runtime{NCPU: 1}, []string{"Docker has 1 CPUs, 3 clusters need 4", "give Docker more CPUs"}},
+		{"inotify limits", &kindtest.Runtime{Sysctls: map[string]int{"fs.inotify.max_user_instances": 128}}, []string{"fs.inotify.max_user_instances is 128", "sudo sysctl fs.inotify.max_user_instances=512"}},
 		{"kind network overlaps the clusters", &kindtest.Runtime{Subnets: "10.20.0.0/16"}, []string{"the kind network's subnet 10.20.0.0/16 overlaps c2's subnet 10.20.0.0/16", "docker network rm kind"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
@@ -38,6 +39,8 @@ type Runtime interface {
 	LoadImage(ctx context.Context, image string, clusters []string) error
 	// CollectLogs exports a cluster's node logs into dir (`kind export logs`).
 	CollectLogs(name, dir string) error
+	// Sysctl reads a kernel setting of the host the nodes share (e.g. fs.inotify.max_user_watches).
+	Sysctl(key string) (int, error)
 }
 
 // NewRuntime is the real Runtime: kind's Go API with its Docker provider, and runner for docker.
@@ -120,6 +123,16 @@ func (r *kindRuntime) LoadImage(ctx context.Context, image string, clusters []st
 }
 
 func (r *kindRuntime) CollectLogs(name, dir string) error { return r.kp.CollectLogs(name, dir) }
+
+func (r *kindRuntime) Sysctl(key string) (int, error) {
+	data, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+	if err != nil {
+		return 0, err
+	}
+	var v int
+	_, err = fmt.Sscan(strings.TrimSpace(string(data)), &v)
+	return v, err
+}
 
 func firstLineOf(s string) string {
 	for i := 0; i < len(s); i++ {

@@ -31,6 +31,8 @@ type Runtime struct {
 	// Fail makes a call fail when its recorded form starts with the key (e.g. "create lab-c2",
 	// "docker exec lab-c1-control-plane ip route"); the value is the error's text.
 	Fail map[string]string
+	// Sysctls are the host's kernel settings (default: what kind's docs ask for).
+	Sysctls map[string]int
 	// Kubeconfigs, when set for a cluster name, is returned as both its internal and external
 	// kubeconfig (e.g. a real API server standing in for the kind node).
 	Kubeconfigs map[string]string
@@ -261,4 +263,12 @@ func (r *Runtime) CollectLogs(name, dir string) error {
 		}
 	}
 	return nil
+}
+
+// Sysctl implements kind.Runtime.
+func (r *Runtime) Sysctl(key string) (int, error) {
+	if v, ok := r.Sysctls[key]; ok {
+		return v, nil
+	}
+	return map[string]int{"fs.inotify.max_user_watches": 524288, "fs.inotify.max_user_instances": 512}[key], nil
 }

@@ -1,0 +1,96 @@
+package lab_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+
+	"mclab.dev/mclab/lab"
+	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/provider/kind/kindtest"
+	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/lab/state"
+)
+
+func kindManager(t *testing.T, rt *kindtest.Runtime) (*lab.Manager, *strings.Builder) {
+	t.Helper()
+	out := &strings.Builder{}
+	return &lab.Manager{Store: state.Store{Root: t.TempDir()}, Out: out, Runner: exec.OS{}, KindRuntime: rt}, out
+}
+
+// TestKindUpFailingMidwayLeavesNothing: a kind `up` that fails after some clusters exist (here: the
+// third cluster's create fails after its node container started) exports every cluster's node logs,
+// deletes every kind cluster of the lab, and removes the lab's state; --retain keeps them instead.
+func TestKindUpFailingMidwayLeavesNothing(t *testing.T) {
+	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Provider.Name = scenario.ProviderKind
+	rt := &kindtest.Runtime{Fail: map[string]string{"create " + s.Name + "-c3": "failed to init node with kubeadm: exit status 1"}}
+	_ = rt.CreateCluster("someone-elses", &v1alpha4.Cluster{Nodes: []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}}, filepath.Join(t.TempDir(), "kc"), 0)
+	m, out := kindManager(t, rt)
+	err = m.Up(t.Context(), s, s.Name)
+	if err == nil {
+		t.Fatalf("up succeeded:\n%s", out)
+	}
+	for _, want := range []string{"creating kind cluster " + s.Name + "-c3", "kubeadm", "nothing was left behind", "logs of the failed up: "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if got := rt.Clusters(); len(got) != 1 || got[0] != "someone-elses" {
+		t.Errorf("kind clusters left: %v (only the user's own should remain)", got)
+	}
+	if got := rt.CallsWithPrefix("logs "); len(got) != 3 {
+		t.Errorf("node logs exported for %v, want all three clusters", got)
+	}
+	logs, _ := filepath.Glob(filepath.Join(m.Store.Root, "failed", s.Name+"-*", "c1", s.Name+"-c1-control-plane", "kubelet.log"))
+	if len(logs) != 1 {
+		t.Errorf("the node logs were not kept for the report: %v", logs)
+	}
+	if _, err := os.Stat(m.Store.Dir(s.Name)); !os.IsNotExist(err) {
+		t.Errorf("the lab's state is left: %v", err)
+	}
+
+	t.Run("retain keeps the clusters", func(t *testing.T) {
+		rt := &kindtest.Runtime{Fail: map[string]string{"docker exec multi-network-c1-control-plane ip route": "RTNETLINK answers: Network is unreachable"}}
+		sn, _ := scenario.Compose(scenario.SingleNetwork, scenario.MultiPrimary, 2)
+		sn.Name = "multi-network"
+		sn.Provider.Name = scenario.ProviderKind
+		m, _ := kindManager(t, rt)
+		m.Retain = true
+		err := m.Up(t.Context(), sn, sn.Name)
+		if err == nil || !strings.Contains(err.Error(), "Network is unreachable") || !strings.Contains(err.Error(), "--retain") {
+			t.Fatalf("up: %v", err)
+		}
+		if got := rt.Clusters(); len(got) != 2 {
+			t.Errorf("--retain must keep the clusters: %v", got)
+		}
+		if existed, err := m.Down(t.Context(), sn.Name); !existed || err != nil {
+			t.Fatalf("down: %v %v", existed, err)
+		}
+		if got := rt.Clusters(); len(got) != 0 {
+			t.Errorf("down left clusters: %v", got)
+		}
+	})
+}
+
+// TestKindPreflightRefusesBeforeCreating: too little memory for the clusters stops `up` before any
+// cluster exists.
+func TestKindPreflightRefusesBeforeCreating(t *testing.T) {
+	s, _ := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 3)
+	s.Provider.Name = scenario.ProviderKind
+	rt := &kindtest.Runtime{MemTotal: 3 << 30}
+	m, _ := kindManager(t, rt)
+	err := m.Up(t.Context(), s, s.Name)
+	if err == nil || !strings.Contains(err.Error(), "Docker has 3.0 GiB of memory, 3 clusters need 6.0 GiB") {
+		t.Fatalf("up: %v", err)
+	}
+	if got := rt.CallsWithPrefix("create "); len(got) != 0 {
+		t.Errorf("clusters created after a failed preflight: %v", got)
+	}
+}
