@@ -1,7 +1,11 @@
 package lab_test
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,5 +96,46 @@ func TestKindPreflightRefusesBeforeCreating(t *testing.T) {
 	}
 	if got := rt.CallsWithPrefix("create "); len(got) != 0 {
 		t.Errorf("clusters created after a failed preflight: %v", got)
+	}
+}
+
+// runtimes answers `docker version` / `podman version` as the named runtimes would.
+type runtimes map[string]string
+
+func (r runtimes) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	if v, ok := r[name]; ok && v != "" {
+		return []byte(v + "\n"), nil
+	}
+	if _, ok := r[name]; ok {
+		return []byte("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"), &exec.RunError{Command: append([]string{name}, args...), Output: []byte("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"), Err: errors.New("exit status 1")}
+	}
+	return nil, &exec.RunError{Command: append([]string{name}, args...), Err: osexec.ErrNotFound}
+}
+
+// TestAutoProviderSaysWhy: auto picks kind when Docker answers and local otherwise, and the plan says
+// which and why.
+func TestAutoProviderSaysWhy(t *testing.T) {
+	s, _ := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	for _, tc := range []struct {
+		name     string
+		runner   runtimes
+		provider string
+		note     string
+	}{
+		{"docker daemon down", runtimes{"docker": ""}, "local", "provider auto: chose local because no container runtime answered (docker: Cannot connect to the Docker daemon"},
+		{"nothing installed", runtimes{}, "local", "docker: not installed; podman: not installed"},
+		{"docker answers", runtimes{"docker": "28.1.1"}, "kind", "provider auto: chose kind because docker answered (engine 28.1.1)"},
+		{"podman only", runtimes{"podman": "5.2.0"}, "local", "mclab's kind provider drives Docker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &lab.Manager{Store: state.Store{Root: t.TempDir()}, Out: io.Discard, Runner: tc.runner}
+			pl, _, err := m.Plan(t.Context(), s, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pl.Provider != tc.provider || len(pl.Notes) != 1 || !strings.Contains(pl.Notes[0], tc.note) {
+				t.Errorf("provider %s, notes %q; want %s and %q", pl.Provider, pl.Notes, tc.provider, tc.note)
+			}
+		})
 	}
 }
