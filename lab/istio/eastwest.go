@@ -146,6 +146,8 @@ func (in *Installer) gatewayWaitDetail() string {
 // loadBalancerFix says how to get LoadBalancer addresses on the provider's clusters.
 func (in *Installer) loadBalancerFix() string {
 	switch in.Provider.Capabilities().LoadBalancer {
+	case "cloud-provider-kind":
+		return "cloud-provider-kind gives them: is it running on the host (`sudo cloud-provider-kind`)?"
 	case "metallb":
 		return "MetalLB gives them on kind: check `kubectl -n metallb-system get pods,ipaddresspools` (its pool is carved from the kind network), or run cloud-provider-kind instead"
 	default:

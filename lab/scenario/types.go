@@ -117,6 +117,10 @@ type KindOptions struct {
 	NodeImage string `json:"nodeImage,omitempty"`
 	// Workers is the number of worker nodes per cluster (default 0).
 	Workers int `json:"workers,omitempty"`
+	// LoadBalancer is what gives LoadBalancer Services their addresses: metallb (default; installed by
+	// mclab with a pool per cluster) or cloud-provider-kind (run by the user on the host; mclab only
+	// waits for the addresses).
+	LoadBalancer string `json:"loadBalancer,omitempty"`
 	// PreloadImages pulls Istio's and the samples' images once on the host and loads them into every
 	// node (as `kind load docker-image`), so N clusters do not pull N times (registry rate limits).
 	PreloadImages bool `json:"preloadImages,omitempty"`

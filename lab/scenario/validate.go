@@ -337,6 +337,9 @@ func (s *Scenario) validateImages() field.ErrorList {
 	}
 	if k := s.Provider.Kind; k != nil {
 		p := field.NewPath("provider", "kind")
+		if !slices.Contains([]string{"", KindLBMetalLB, KindLBCloudProviderKind}, k.LoadBalancer) {
+			errs = append(errs, field.NotSupported(p.Child("loadBalancer"), k.LoadBalancer, []string{KindLBMetalLB, KindLBCloudProviderKind}))
+		}
 		if k.Workers < 0 || k.Workers > 10 {
 			errs = append(errs, field.Invalid(p.Child("workers"), k.Workers, "give 0 to 10 workers per cluster"))
 		}
@@ -351,5 +354,11 @@ func (s *Scenario) validateImages() field.ErrorList {
 	}
 	return errs
 }
+
+// Load-balancer implementations of the kind provider.
+const (
+	KindLBMetalLB           = "metallb"
+	KindLBCloudProviderKind = "cloud-provider-kind"
+)
 
 var imageTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)

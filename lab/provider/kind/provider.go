@@ -83,7 +83,15 @@ func (p *Provider) Name() scenario.ProviderName { return scenario.ProviderKind }
 
 // Capabilities implements provider.Provider.
 func (p *Provider) Capabilities() provider.Capabilities {
-	return provider.Capabilities{CreatesClusters: true, RunsContainers: true, LoadBalancer: "metallb", Istiod: provider.IstiodInCluster}
+	return provider.Capabilities{CreatesClusters: true, RunsContainers: true, LoadBalancer: p.loadBalancer(), Istiod: provider.IstiodInCluster}
+}
+
+// loadBalancer is metallb (installed by mclab) or cloud-provider-kind (run by the user).
+func (p *Provider) loadBalancer() string {
+	if p.cfg.Scenario != nil && p.cfg.Scenario.Provider.Kind != nil && p.cfg.Scenario.Provider.Kind.LoadBalancer != "" {
+		return p.cfg.Scenario.Provider.Kind.LoadBalancer
+	}
+	return scenario.KindLBMetalLB
 }
 
 // Tunnel implements provider.Tunneled.
@@ -164,7 +172,11 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 		}
 		steps = append(steps, plan.Step{Title: "Preloading images into every node", Details: append(images, "pulled once on the host (docker pull), loaded into the nodes as `kind load docker-image` does"), Run: p.preload})
 	}
-	steps = append(steps, plan.Step{Title: "Installing MetalLB", Details: lbDetails, Run: p.metallb})
+	if p.loadBalancer() == scenario.KindLBMetalLB {
+		steps = append(steps, plan.Step{Title: "Installing MetalLB", Details: lbDetails, Run: p.metallb})
+	} else {
+		steps[0].Details = append(steps[0].Details, "LoadBalancer addresses: from cloud-provider-kind, which you run on the host (`go install sigs.k8s.io/cloud-provider-kind@latest`, then `sudo cloud-provider-kind`); mclab installs no MetalLB")
+	}
 	return steps, nil
 }
 

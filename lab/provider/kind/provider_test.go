@@ -211,3 +211,22 @@ func TestClustersReportsMissingAndDown(t *testing.T) {
 		t.Errorf("docker down: %+v", infos[0])
 	}
 }
+
+// TestCloudProviderKindInsteadOfMetalLB: with loadBalancer: cloud-provider-kind, mclab installs no
+// MetalLB and says who gives the addresses.
+func TestCloudProviderKindInsteadOfMetalLB(t *testing.T) {
+	s := &scenario.Scenario{Clusters: []scenario.Cluster{{Name: "c1"}}, Provider: scenario.Provider{Kind: &scenario.KindOptions{LoadBalancer: scenario.KindLBCloudProviderKind}}}
+	p, _ := newFake(t, s, &kindtest.Runtime{})
+	steps, err := p.Plan(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		if strings.Contains(st.Title, "MetalLB") {
+			t.Errorf("step %q with cloud-provider-kind", st.Title)
+		}
+	}
+	if p.Capabilities().LoadBalancer != "cloud-provider-kind" || !strings.Contains(strings.Join(steps[0].Details, "\n"), "sudo cloud-provider-kind") {
+		t.Errorf("capabilities %+v, preflight %q", p.Capabilities(), steps[0].Details)
+	}
+}
