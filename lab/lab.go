@@ -77,7 +77,7 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 	})
 	pl := &plan.Plan{Lab: labName, Provider: string(name)}
 	if !m.SkipIstio {
-		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
+		in := &istio.Installer{Lab: labName, S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
 		steps = append(steps, in.Steps()...)
 		pl.Done = in.Close
 	}
@@ -149,8 +149,12 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	}
 	if !caps.CreatesClusters && !m.SkipIstio && fresh {
 		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p}
-		if in.MeshInstalled(ctx) {
-			return fmt.Errorf("%w: %s already has istio-system with a plugged-in CA (cacerts); mclab does not install over a mesh it did not install. Verify it instead: `mclab up --skip-install` then `mclab verify`", ErrMeshExists, s.Clusters[0].Name)
+		if owner, installed := in.MeshOwner(ctx); installed && owner != labName {
+			by := "not by mclab"
+			if owner != "" {
+				by = "by mclab lab " + owner
+			}
+			return fmt.Errorf("%w: %s already has istio-system with a plugged-in CA (cacerts), installed %s; mclab does not install over a mesh this lab did not install. Verify it instead: `mclab up --skip-install` then `mclab verify`", ErrMeshExists, s.Clusters[0].Name, by)
 		}
 	}
 	if !fresh && prev.Provider != p.Name() {

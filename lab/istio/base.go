@@ -26,6 +26,8 @@ const (
 	ReaderTokenSecret = ReaderServiceAccount + "-istio-remote-secret-token"
 	// CACertsSecret is the plugged-in CA Secret istiod reads.
 	CACertsSecret = "cacerts"
+	// LabLabel names, on the cacerts Secret, the mclab lab that installed the mesh.
+	LabLabel = "mclab.dev/lab"
 )
 
 // installBase creates istio-system (network label; controlPlaneClusters on remotes), applies the base
@@ -58,8 +60,11 @@ func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error 
 	}
 	secret := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: CACertsSecret, Namespace: IstioNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: CACertsSecret, Namespace: IstioNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "mclab"}},
 		Data:       cc.Files(),
+	}
+	if in.Lab != "" {
+		secret.Labels[LabLabel] = in.Lab
 	}
 	if err := kc.ApplyTyped(ctx, secret); err != nil {
 		return err

@@ -24,6 +24,8 @@ const IstioNamespace = "istio-system"
 
 // Installer installs Istio across a lab's clusters.
 type Installer struct {
+	// Lab is the lab's name, recorded on the mesh it installs.
+	Lab string
 	// S is the lab's scenario.
 	S *scenario.Scenario
 	// Dir is the lab's state directory; the mesh CA is kept in Dir/pki.

@@ -167,6 +167,23 @@ func httpBody(ctx context.Context, url string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// MeshOwner reports whether Istio is installed in the scenario's first cluster and which mclab lab
+// installed it ("" when mclab did not).
+func (in *Installer) MeshOwner(ctx context.Context) (owner string, installed bool) {
+	if len(in.S.Clusters) == 0 {
+		return "", false
+	}
+	kc, err := in.client(ctx, in.S.Clusters[0].Name)
+	if err != nil {
+		return "", false
+	}
+	s, err := kc.Kube.CoreV1().Secrets(IstioNamespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+	if err != nil {
+		return "", false
+	}
+	return s.Labels[LabLabel], true
+}
+
 // MeshInstalled reports whether Istio is installed in the scenario's first cluster (an istio-system
 // namespace with a plugged-in CA), for labs that did not install it themselves (existing clusters).
 func (in *Installer) MeshInstalled(ctx context.Context) bool {
