@@ -112,7 +112,7 @@ func TestIntegrationDryRunEveryManifest(t *testing.T) {
 						t.Errorf("%s/%s %s (istiod %s): dry-run apply: %v", s.Name, c.Name, name, runtime.Capabilities().Istiod, err)
 					}
 				}
-				if c.Role == scenario.Primary && runtime.Capabilities().Istiod == provider.IstiodInCluster && !strings.Contains(ms["istiod"], "image: docker.io/istio/pilot:1.28.0") {
+				if c.Role == scenario.Primary && runtime.Capabilities().Istiod == provider.IstiodInCluster && !strings.Contains(ms["istiod"], `image: "docker.io/istio/pilot:1.28.0"`) {
 					t.Errorf("%s/%s: the in-cluster istiod Deployment does not run docker.io/istio/pilot:1.28.0", s.Name, c.Name)
 				}
 			}
