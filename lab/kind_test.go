@@ -139,3 +139,23 @@ func TestAutoProviderSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// TestKindInterruptedUpLeavesNothing: Ctrl-C while kind creates the clusters stops the up after the
+// running step, then deletes every cluster it made.
+func TestKindInterruptedUpLeavesNothing(t *testing.T) {
+	s, _ := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	s.Provider.Name = scenario.ProviderKind
+	ctx, cancel := context.WithCancel(t.Context())
+	rt := &kindtest.Runtime{OnCreate: func(string) { cancel() }}
+	m, _ := kindManager(t, rt)
+	err := m.Up(ctx, s, s.Name)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "nothing was left behind") {
+		t.Fatalf("up: %v", err)
+	}
+	if len(rt.CallsWithPrefix("create ")) != 2 || len(rt.Clusters()) != 0 {
+		t.Errorf("created %v, left %v", rt.CallsWithPrefix("create "), rt.Clusters())
+	}
+	if _, err := os.Stat(m.Store.Dir(s.Name)); !os.IsNotExist(err) {
+		t.Errorf("the lab's state is left: %v", err)
+	}
+}

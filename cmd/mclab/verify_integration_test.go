@@ -35,8 +35,10 @@ func TestIntegrationVerify(t *testing.T) {
 	c1 := client(t, strings.TrimSpace(kcPath), "multi-network-c1")
 	c2 := client(t, strings.TrimSpace(kcPath), "multi-network-c2")
 
+	lastReport := ""
 	verify := func(name string) (string, string, int) {
 		dir := filepath.Join(t.TempDir(), name)
+		lastReport = dir
 		out, stderr, code := mclab(t, bin, stateDir, "verify", "--name", "multi-network", "--report-dir", dir)
 		report, _ := os.ReadFile(filepath.Join(dir, "conformance-report.yaml"))
 		return out + stderr, string(report), code
@@ -143,6 +145,13 @@ func TestIntegrationVerify(t *testing.T) {
 			if f.also != "" && !strings.Contains(reasons(t, report), f.also) {
 				t.Errorf("the fault must also fail with %q:\n%s", f.also, out)
 			}
+			evidence := filepath.Join(lastReport, "evidence")
+			if _, err := os.Stat(filepath.Join(evidence, "logs", "c1", "istiod.log")); err != nil {
+				t.Errorf("the evidence bundle lacks the components' logs: %v", err)
+			}
+			if leak := grepTree(t, evidence, "eyJ", "PRIVATE KEY-----\n"); leak != "" {
+				t.Errorf("the evidence bundle carries a secret: %s", leak)
+			}
 			if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
 				t.Fatalf("up must converge the lab after the fault: %s", stderr)
 			}
@@ -168,6 +177,28 @@ func TestIntegrationVerify(t *testing.T) {
 	if junit, err := os.ReadFile(filepath.Join(dir, "junit.xml")); err != nil || !strings.Contains(string(junit), "inconclusive") {
 		t.Errorf("JUnit must be written when setup fails: %v %s", err, junit)
 	}
+}
+
+// grepTree returns the first file under dir containing any of the strings, with the string.
+func grepTree(t *testing.T, dir string, needles ...string) string {
+	t.Helper()
+	found := ""
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, n := range needles {
+			if strings.Contains(string(data), n) {
+				found = path + ": " + strings.TrimSpace(n)
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 func client(t *testing.T, kubeconfig, context string) *kubernetes.Clientset {

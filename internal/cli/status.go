@@ -114,8 +114,11 @@ func printStatus(w io.Writer, st *lab.Status) {
 		var parts []string
 		for _, comp := range c.Components {
 			s := comp.Name + " " + map[bool]string{true: "running", false: "stopped"}[comp.Running]
-			if comp.PID > 0 && comp.Running {
+			switch {
+			case comp.PID > 0 && comp.Running:
 				s += fmt.Sprintf(" (pid %d, %s)", comp.PID, comp.Address)
+			case comp.Address != "" && comp.Running:
+				s += " (" + comp.Address + ")" // a node container's IP on the kind network
 			}
 			parts = append(parts, s)
 		}

@@ -81,8 +81,13 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		return &exitError{code: 2, err: err}
 	}
 	if cr.Verdict != reports.Conformant {
-		if err := suites.CollectEvidence(ctx, target, filepath.Join(o.reportDir, "evidence")); err != nil {
+		evidence := filepath.Join(o.reportDir, "evidence")
+		if err := suites.CollectEvidence(ctx, target, evidence); err != nil {
 			fmt.Fprintf(g.streams.Err, "evidence bundle incomplete: %v\n", err)
+		}
+		o.collectLogs(ctx, g, filepath.Join(evidence, "logs"))
+		if _, err := reports.Redact(evidence); err != nil {
+			fmt.Fprintf(g.streams.Err, "redacting the evidence bundle: %v\n", err)
 		}
 	}
 	printVerdict(g.streams.Out, cr, o.reportDir)
@@ -145,6 +150,23 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 		}
 	}
 	return t, env, nil
+}
+
+// collectLogs adds the provider's logs (component logs, `kind export logs`) to the evidence bundle.
+func (o *verifyOptions) collectLogs(ctx context.Context, g *globals, dir string) {
+	m, err := g.manager(false)
+	if err != nil {
+		return
+	}
+	_, p, err := m.Open(o.name)
+	if err != nil {
+		return
+	}
+	if lc, ok := p.(provider.LogCollector); ok {
+		if err := lc.CollectLogs(ctx, dir); err != nil {
+			fmt.Fprintf(g.streams.Err, "logs for the evidence bundle: %v\n", err)
+		}
+	}
 }
 
 func (o *verifyOptions) close() {

@@ -33,6 +33,8 @@ type Runtime struct {
 	Fail map[string]string
 	// Sysctls are the host's kernel settings (default: what kind's docs ask for).
 	Sysctls map[string]int
+	// OnCreate, when set, runs at the start of every CreateCluster (e.g. to interrupt an up).
+	OnCreate func(name string)
 	// Kubeconfigs, when set for a cluster name, is returned as both its internal and external
 	// kubeconfig (e.g. a real API server standing in for the kind node).
 	Kubeconfigs map[string]string
@@ -156,6 +158,9 @@ func (r *Runtime) ListClusters() ([]string, error) {
 // CreateCluster implements kind.Runtime: the cluster's nodes exist afterwards, even when the create
 // fails (as a kind create that fails after its containers started), and kind's kubeconfig is written.
 func (r *Runtime) CreateCluster(name string, cfg *v1alpha4.Cluster, kubeconfigPath string, wait time.Duration) error {
+	if r.OnCreate != nil {
+		r.OnCreate(name)
+	}
 	err := r.record("create " + name)
 	r.mu.Lock()
 	if r.clusters == nil {
