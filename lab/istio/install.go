@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/pki"
@@ -63,11 +62,7 @@ func (in *Installer) client(ctx context.Context, cluster string) (*kube.Client, 
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	c, err := kube.NewClient(cluster, cfg)
+	c, err := kube.NewClientFromKubeconfig(cluster, kc)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // FieldManager is the server-side apply field manager of everything mclab applies.
@@ -247,4 +249,13 @@ func (c *Client) ApplyTyped(ctx context.Context, obj any) error {
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "status")
 	return c.Apply(ctx, u.GetNamespace(), u)
+}
+
+// NewClientFromKubeconfig builds a client from a kubeconfig's current context.
+func NewClientFromKubeconfig(name string, kc *clientcmdapi.Config) (*Client, error) {
+	cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig of %s: %w", name, err)
+	}
+	return NewClient(name, cfg)
 }

@@ -57,11 +57,7 @@ func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, er
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	return kube.NewClient(cluster, cfg)
+	return kube.NewClientFromKubeconfig(cluster, kc)
 }
 
 // Name implements provider.Provider.
