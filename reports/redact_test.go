@@ -1,6 +1,9 @@
 package reports
 
 import (
+	"archive/tar"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,5 +39,43 @@ func TestRedactRemovesTokensAndKeys(t *testing.T) {
 	}
 	if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode changed to %v", fi.Mode())
+	}
+}
+
+func TestTarballHoldsTheBundle(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "evidence")
+	if err := os.MkdirAll(filepath.Join(dir, "logs", "c1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "logs", "c1", "istiod.log"), []byte("ready\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "evidence.tar.gz")
+	if err := Tarball(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("tarball: %v %v", err, fi)
+	}
+	f, _ := os.Open(out)
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	if strings.Join(names, ",") != "evidence/,evidence/logs/,evidence/logs/c1/,evidence/logs/c1/istiod.log" {
+		t.Errorf("entries: %v", names)
 	}
 }

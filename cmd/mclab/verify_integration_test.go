@@ -149,6 +149,9 @@ func TestIntegrationVerify(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(evidence, "logs", "c1", "istiod.log")); err != nil {
 				t.Errorf("the evidence bundle lacks the components' logs: %v", err)
 			}
+			if fi, err := os.Stat(evidence + ".tar.gz"); err != nil || fi.Size() == 0 {
+				t.Errorf("no evidence tarball: %v", err)
+			}
 			if leak := grepTree(t, evidence, "eyJ", "PRIVATE KEY-----\n"); leak != "" {
 				t.Errorf("the evidence bundle carries a secret: %s", leak)
 			}

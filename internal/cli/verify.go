@@ -88,6 +88,8 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		o.collectLogs(ctx, g, filepath.Join(evidence, "logs"))
 		if _, err := reports.Redact(evidence); err != nil {
 			fmt.Fprintf(g.streams.Err, "redacting the evidence bundle: %v\n", err)
+		} else if err := reports.Tarball(evidence, evidence+".tar.gz"); err != nil {
+			fmt.Fprintf(g.streams.Err, "evidence tarball: %v\n", err)
 		}
 	}
 	printVerdict(g.streams.Out, cr, o.reportDir)
@@ -207,7 +209,11 @@ func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
 			fmt.Fprintf(w, "    ✗ %s [%s]\n      %s\n", f.Name, f.Verdict, indent(f.Reason))
 		}
 	}
-	fmt.Fprintf(w, "Reports: %s (junit.xml, ginkgo.json, conformance-report.yaml, summary.html)\n", dir)
+	extra := ""
+	if cr.Verdict != reports.Conformant {
+		extra = ", evidence/ and evidence.tar.gz"
+	}
+	fmt.Fprintf(w, "Reports: %s (junit.xml, ginkgo.json, conformance-report.yaml, summary.html%s)\n", dir, extra)
 }
 
 func indent(s string) string {
