@@ -53,8 +53,6 @@ type Manager struct {
 // ErrMeshExists is returned when `up` would install Istio over a mesh that mclab did not install.
 var ErrMeshExists = errors.New("a mesh is already installed")
 
-// ErrNotBuilt is returned for a provider that mclab does not implement yet.
-var ErrNotBuilt = errors.New("provider not built yet")
 
 // Plan resolves the provider and returns the lab's plan and its provider, without side effects.
 func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string) (*plan.Plan, provider.Provider, error) {
@@ -141,12 +139,6 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 		return err
 	}
 	caps := p.Capabilities()
-	if caps.Incomplete != "" {
-		return fmt.Errorf("%w: %s", ErrNotBuilt, caps.Incomplete)
-	}
-	if caps.IstioIncomplete != "" && !m.SkipIstio {
-		return fmt.Errorf("%w: %s", ErrNotBuilt, caps.IstioIncomplete)
-	}
 	if !caps.CreatesClusters && !m.SkipIstio && fresh {
 		in := &istio.Installer{S: s, Dir: m.Store.Dir(labName), Provider: p}
 		if owner, installed := in.MeshOwner(ctx); installed && owner != labName {

@@ -67,10 +67,6 @@ type Capabilities struct {
 	LoadBalancer string `json:"loadBalancer"`
 	// Istiod is where istiod runs.
 	Istiod IstiodRuntime `json:"istiod"`
-	// Incomplete, when set, says why `up` cannot run on this provider yet (`plan` can).
-	Incomplete string `json:"incomplete,omitempty"`
-	// IstioIncomplete, when set, says why `up` cannot install Istio here yet (--skip-istio can run).
-	IstioIncomplete string `json:"istioIncomplete,omitempty"`
 }
 
 // ClusterInfo describes one cluster of a lab.
