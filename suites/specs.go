@@ -122,7 +122,7 @@ var _ = Describe("MC-CROSS-NETWORK", Label("MC-CROSS-NETWORK"), func() {
 		dataPlane(ctx, "requests across networks", CheckReachedClusters)
 	})
 	It("the east-west gateways' 15443 traffic rises", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "gateway stats on 15443", nil)
+		dataPlane(ctx, "gateway stats on 15443", CheckGatewayTraffic)
 	})
 })
 
