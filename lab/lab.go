@@ -53,7 +53,6 @@ type Manager struct {
 // ErrMeshExists is returned when `up` would install Istio over a mesh that mclab did not install.
 var ErrMeshExists = errors.New("a mesh is already installed")
 
-
 // Plan resolves the provider and returns the lab's plan and its provider, without side effects.
 func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string) (*plan.Plan, provider.Provider, error) {
 	name, note, err := m.resolveProvider(ctx, s.Provider.Name)
