@@ -156,3 +156,42 @@ func (t *Target) exportedByOther(c scenario.Cluster, app string) string {
 	}
 	return ""
 }
+
+var curlExitRE = regexp.MustCompile(`curl: \((\d+)\)`)
+
+// CheckPlaintextRefused sends a plaintext request to httpbin (STRICT mTLS) from curl-plain, a client
+// without a sidecar, in every cluster: httpbin's sidecar must reset it. curl then exits 56 (connection
+// reset) or 52 (empty reply); an answer means STRICT is not enforced, and any other error (DNS,
+// timeout, refused) leaves the check inconclusive, since the request never met the policy.
+func CheckPlaintextRefused(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	if t.Exec == nil {
+		v.Inconclusive = fmt.Errorf("no way to run commands in pods")
+		return v
+	}
+	for _, client := range t.Scenario.Clusters {
+		if t.exportedByOther(client, "httpbin") != "" {
+			continue // httpbin lives in another mesh, behind its gateway's mTLS
+		}
+		pod, err := t.pod(ctx, client.Name, "curl-plain")
+		if err != nil {
+			v.Inconclusive = err
+			return v
+		}
+		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", []string{"curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "httpbin.sample:8000/headers"})
+		if err == nil {
+			v.fail("httpbin answered a plaintext request from %s's curl-plain (HTTP %s): STRICT mTLS is not enforced (PeerAuthentication httpbin-strict missing, or a PERMISSIVE/DISABLE policy overrides it)", client.Name, strings.TrimSpace(out))
+			continue
+		}
+		code := ""
+		if m := curlExitRE.FindStringSubmatch(stderr); m != nil {
+			code = m[1]
+		}
+		v.saw("from %s's curl-plain: %s", client.Name, strings.TrimSpace(stderr))
+		if code != "56" && code != "52" {
+			v.Inconclusive = fmt.Errorf("the plaintext request from %s's curl-plain failed before reaching httpbin's sidecar (%s): it proves nothing about STRICT", client.Name, strings.TrimSpace(stderr))
+			return v
+		}
+	}
+	return v
+}

@@ -112,3 +112,47 @@ func TestCheckXFCC(t *testing.T) {
 		}
 	}
 }
+
+// plainExec answers like curl in curl-plain: stderr and an error per cluster, or an HTTP code.
+type plainExec map[string][2]string
+
+func (p plainExec) Exec(_ context.Context, cluster, ns, pod, container string, cmd []string) (string, string, error) {
+	a := p[cluster]
+	if a[1] != "" {
+		return "", a[1], fmt.Errorf("command terminated with exit code 56")
+	}
+	return a[0], "", nil
+}
+
+func TestCheckPlaintextRefused(t *testing.T) {
+	reset := [2]string{"", "curl: (56) Recv failure: Connection reset by peer"}
+	for _, tc := range []struct {
+		name         string
+		ex           plainExec
+		fail, inconc string
+	}{
+		{"every httpbin resets plaintext", plainExec{"c1": reset, "c2": reset, "c3": {"", "curl: (52) Empty reply from server"}}, "", ""},
+		{"httpbin answers plaintext", plainExec{"c1": reset, "c2": {"200", ""}, "c3": reset}, "httpbin answered a plaintext request from c2's curl-plain (HTTP 200): STRICT mTLS is not enforced", ""},
+		{"the request never reached httpbin", plainExec{"c1": {"", "curl: (6) Could not resolve host: httpbin.sample"}, "c2": reset, "c3": reset}, "", "failed before reaching httpbin's sidecar (curl: (6) Could not resolve host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := dataPlaneTarget(t, &fakeExec{})
+			tg.Exec = tc.ex
+			for _, c := range tg.Scenario.Clusters {
+				plain := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "curl-plain-" + c.Name, Namespace: "sample", Labels: map[string]string{"app": "curl-plain"}},
+					Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.2"}}
+				tg.Clients[c.Name] = &kube.Client{Name: c.Name, Kube: fake.NewClientset(plain)}
+			}
+			v := CheckPlaintextRefused(context.Background(), tg)
+			got := strings.Join(v.Failures, "\n")
+			switch {
+			case tc.fail == "" && tc.inconc == "" && !v.Passed():
+				t.Errorf("healthy: %s %v", got, v.Inconclusive)
+			case tc.fail != "" && !strings.Contains(got, tc.fail):
+				t.Errorf("failures lack %q: %s", tc.fail, got)
+			case tc.inconc != "" && (v.Inconclusive == nil || !strings.Contains(v.Inconclusive.Error(), tc.inconc) || len(v.Failures) > 0):
+				t.Errorf("want inconclusive %q, got %v / %s", tc.inconc, v.Inconclusive, got)
+			}
+		})
+	}
+}

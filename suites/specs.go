@@ -102,7 +102,7 @@ var _ = Describe("MC-MTLS", Label("MC-MTLS"), func() {
 		dataPlane(ctx, "XFCC from httpbin", CheckXFCC)
 	})
 	It("plaintext is refused under STRICT PeerAuthentication", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "plaintext from a client without a sidecar under STRICT", nil)
+		dataPlane(ctx, "plaintext from a client without a sidecar under STRICT", CheckPlaintextRefused)
 	})
 })
 

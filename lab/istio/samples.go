@@ -25,7 +25,7 @@ func HelloworldVersion(i int) string { return fmt.Sprintf("v%d", i+1) }
 func (in *Installer) sampleDetails() []string {
 	var out []string
 	for i, c := range in.S.Clusters {
-		out = append(out, fmt.Sprintf("%s: namespace %s (istio-injection=enabled); helloworld Service + helloworld-%s; curl; httpbin (samples/helloworld, curl, httpbin)", c.Name, SampleNamespace, HelloworldVersion(i)))
+		out = append(out, fmt.Sprintf("%s: namespace %s (istio-injection=enabled); helloworld Service + helloworld-%s; curl; httpbin (samples/helloworld, curl, httpbin); httpbin STRICT mTLS and curl-plain without a sidecar (fixtures/istio/mtls-strict.yaml)", c.Name, SampleNamespace, HelloworldVersion(i)))
 	}
 	return append(out, "wait: every sample pod Running and injected by istiod (annotation sidecar.istio.io/status)")
 }
@@ -48,7 +48,7 @@ func (in *Installer) clusterSamples(idx int) ([]*unstructured.Unstructured, erro
 
 func sampleObjectsFor(i int, keep func(app string) bool) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, f := range []string{"istio/helloworld.yaml", "istio/curl.yaml", "istio/httpbin.yaml"} {
+	for _, f := range []string{"istio/helloworld.yaml", "istio/curl.yaml", "istio/httpbin.yaml", "istio/mtls-strict.yaml"} {
 		data, err := fixtures.FS.ReadFile(f)
 		if err != nil {
 			return nil, err
@@ -116,8 +116,11 @@ func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
 	return waitInjected(ctx, kc, pods)
 }
 
+// NoInjectAnnotation opts a pod out of injection (curl-plain, the client without a sidecar).
+const NoInjectAnnotation = "sidecar.istio.io/inject"
+
 // waitInjected waits until want pods of the sample namespace are Running and carry istiod's injection
-// status annotation.
+// status annotation (except those that opt out of injection).
 func waitInjected(ctx context.Context, kc *kube.Client, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
@@ -128,8 +131,11 @@ func waitInjected(ctx context.Context, kc *kube.Client, want int) error {
 			ok := 0
 			problem = ""
 			for _, p := range pods.Items {
+				plain, injected := p.Annotations[NoInjectAnnotation] == "false", p.Annotations["sidecar.istio.io/status"] != ""
 				switch {
-				case p.Annotations["sidecar.istio.io/status"] == "":
+				case plain && injected:
+					problem = fmt.Sprintf("pod %s was injected although it opts out", p.Name)
+				case !plain && !injected:
 					problem = fmt.Sprintf("pod %s was not injected", p.Name)
 				case p.Status.Phase != corev1.PodRunning:
 					problem = fmt.Sprintf("pod %s is %s", p.Name, p.Status.Phase)
