@@ -104,7 +104,8 @@ func assertIstioHealthy(t *testing.T, s *scenario.Scenario, st *lab.Status) {
 }
 
 // assertInjected checks that every sample pod was injected by istiod's webhook: the status annotation,
-// the tlsMode label, the istio-proxy container with the cluster's identity.
+// the tlsMode label, the istio-proxy container with the cluster's identity; and that curl-plain, which
+// opts out, was not.
 func assertInjected(t *testing.T, m *lab.Manager, s *scenario.Scenario) {
 	t.Helper()
 	for _, c := range s.Clusters {
@@ -113,7 +114,15 @@ func assertInjected(t *testing.T, m *lab.Manager, s *scenario.Scenario) {
 		if err != nil || len(pods.Items) < 2 {
 			t.Fatalf("%s: sample pods: %d, %v", c.Name, len(pods.Items), err)
 		}
+		plain := 0
 		for _, p := range pods.Items {
+			if p.Labels["app"] == "curl-plain" {
+				plain++
+				if p.Annotations["sidecar.istio.io/status"] != "" || len(p.Spec.Containers) != 1 {
+					t.Errorf("%s/%s opts out of injection but has %d containers, status %q", c.Name, p.Name, len(p.Spec.Containers), p.Annotations["sidecar.istio.io/status"])
+				}
+				continue
+			}
 			if p.Annotations["sidecar.istio.io/status"] == "" || p.Labels["security.istio.io/tlsMode"] != "istio" {
 				t.Errorf("%s/%s not injected: labels %v", c.Name, p.Name, p.Labels)
 				continue
@@ -129,6 +138,9 @@ func assertInjected(t *testing.T, m *lab.Manager, s *scenario.Scenario) {
 			if env["ISTIO_META_CLUSTER_ID"] != c.Name || env["ISTIO_META_NETWORK"] != c.Network {
 				t.Errorf("%s/%s: proxy identity CLUSTER_ID=%q NETWORK=%q", c.Name, p.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"])
 			}
+		}
+		if plain != 1 {
+			t.Errorf("%s: %d curl-plain pods, want 1", c.Name, plain)
 		}
 	}
 }
