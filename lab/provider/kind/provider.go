@@ -2,7 +2,6 @@ package kind
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,15 +14,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	"mclab.dev/mclab/fixtures"
 	"mclab.dev/mclab/lab/exec"
-	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
@@ -180,22 +176,6 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 	return steps, nil
 }
 
-// NodeNames are the node containers kind creates for a cluster.
-func NodeNames(cluster string, workers int) []string {
-	out := []string{cluster + "-control-plane"}
-	for i := 1; i <= workers; i++ {
-		out = append(out, fmt.Sprintf("%s-worker%s", cluster, suffix(i)))
-	}
-	return out
-}
-
-func suffix(i int) string {
-	if i == 1 {
-		return ""
-	}
-	return fmt.Sprint(i)
-}
-
 // Timeouts of the kind steps.
 const (
 	nodeReadyTimeout = 3 * time.Minute
@@ -205,98 +185,20 @@ const (
 // MetalLBVersion is the MetalLB release in fixtures/metallb (the manifest Istio's CI applies).
 const MetalLBVersion = "v0.14.3"
 
-func gib(b uint64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
-
-// Resources are what a lab needs from Docker.
-type Resources struct {
-	CPUs   int
-	Memory uint64
-	Disk   uint64
+// NodeNames are the node containers kind creates for a cluster.
+func NodeNames(cluster string, workers int) []string {
+	out := []string{cluster + "-control-plane"}
+	for i := 1; i <= workers; i++ {
+		out = append(out, fmt.Sprintf("%s-worker%s", cluster, suffix(i)))
+	}
+	return out
 }
-
-// Needs is what n kind clusters with Istio, MetalLB and the samples need: measured by Istio's docs as
-// about 2 GiB of memory per cluster (a kind node with its control plane ~1 GiB, istiod, gateways and
-// sidecars ~1 GiB), a node image (~1 GiB) plus images per cluster on disk, and 2 CPUs at least.
-func Needs(n int) Resources {
-	return Resources{CPUs: max(2, (n+1)/2*2), Memory: uint64(n) * 2 << 30, Disk: uint64(n)*2<<30 + 1<<30}
+func suffix(i int) string {
+	if i == 1 {
+		return ""
+	}
+	return fmt.Sprint(i)
 }
-
-// dockerInfo is what preflight reads from `docker info`.
-type dockerInfo struct {
-	NCPU          int    `json:"NCPU"`
-	MemTotal      uint64 `json:"MemTotal"`
-	DockerRootDir string `json:"DockerRootDir"`
-	OSType        string `json:"OSType"`
-	Name          string `json:"Name"`
-}
-
-// preflight checks what kind needs and says how to fix each failure.
-func (p *Provider) preflight(ctx context.Context) error {
-	var problems []string
-	s := p.cfg.Scenario
-	rt := p.cfg.Runtime
-	if out, err := rt.Docker(ctx, "version", "--format", "{{.Server.Version}}"); err != nil {
-		return fmt.Errorf("preflight:\n  docker does not answer (%s): start Docker (or use --provider local, which needs no containers)", firstLine(err, out))
-	}
-	need := Needs(len(s.Clusters))
-	if out, err := rt.Docker(ctx, "info", "--format", "{{json .}}"); err != nil {
-		problems = append(problems, "docker info failed ("+firstLine(err, out)+")")
-	} else {
-		var info dockerInfo
-		if err := json.Unmarshal(out, &info); err != nil {
-			problems = append(problems, "docker info is not JSON: "+err.Error())
-		} else {
-			if info.NCPU < need.CPUs {
-				problems = append(problems, fmt.Sprintf("Docker has %d CPUs, %d clusters need %d: give Docker more CPUs (Docker Desktop: Settings > Resources), or use fewer clusters", info.NCPU, len(s.Clusters), need.CPUs))
-			}
-			if info.MemTotal < need.Memory {
-				problems = append(problems, fmt.Sprintf("Docker has %s of memory, %d clusters need %s: give Docker more memory (Docker Desktop: Settings > Resources), use fewer clusters, or use --provider local (about 0.6 GiB per cluster, no data plane)", gib(info.MemTotal), len(s.Clusters), gib(need.Memory)))
-			}
-			if free, ok := freeDisk(info.DockerRootDir); ok && free < need.Disk {
-				problems = append(problems, fmt.Sprintf("%s has %s free, %d clusters need about %s (node image and Istio's images per node): free space (docker system prune) or use fewer clusters", info.DockerRootDir, gib(free), len(s.Clusters), gib(need.Disk)))
-			}
-		}
-	}
-	if p.cfg.GOOS == "linux" {
-		for _, l := range []struct {
-			key string
-			min int
-		}{{"fs.inotify.max_user_watches", 524288}, {"fs.inotify.max_user_instances", 512}} {
-			if v, err := rt.Sysctl(l.key); err == nil && v < l.min {
-				problems = append(problems, fmt.Sprintf("%s is %d, several kind clusters need %d (\"too many open files\" in kube-proxy or kubelet): sudo sysctl %s=%d", l.key, v, l.min, l.key, l.min))
-			}
-		}
-	}
-	if subnet, err := p.NetworkSubnet(ctx); err == nil {
-		for _, c := range s.Clusters {
-			for _, sub := range []string{c.PodSubnet, c.ServiceSubnet} {
-				if pre, err := netip.ParsePrefix(sub); err == nil && pre.Overlaps(subnet) {
-					problems = append(problems, fmt.Sprintf("the %s network's subnet %s overlaps %s's subnet %s: routes would send node traffic into pods; set other clusters[].podSubnet/serviceSubnet, or recreate the network (docker network rm %s)", DefaultNetwork, subnet, c.Name, sub, DefaultNetwork))
-				}
-			}
-		}
-	} else if !errors.Is(err, errNoNetwork) {
-		problems = append(problems, err.Error())
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("preflight:\n  %s", strings.Join(problems, "\n  "))
-	}
-	if p.cfg.GOOS != "linux" {
-		fmt.Fprintf(p.cfg.Out, "note: on %s, Docker runs in a VM: the host cannot reach container IPs or MetalLB addresses. mclab talks to the clusters through kind's published API ports; the clusters reach each other on the kind network as on Linux. To reach a gateway from the host, port-forward it or run cloud-provider-kind.\n", p.cfg.GOOS)
-	}
-	return nil
-}
-
-func firstLine(err error, out []byte) string {
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		s = err.Error()
-	}
-	return firstLineOf(s)
-}
-
-// create makes the clusters in parallel with kind's Go API, then points containerd at the registry
-// mirrors.
 func (p *Provider) create(ctx context.Context) error {
 	opts := kindOptions(p.cfg.Scenario)
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
@@ -317,49 +219,6 @@ func (p *Provider) create(ctx context.Context) error {
 	}
 	return g.Wait()
 }
-
-// MirrorHosts are the registries with a mirror, sorted.
-func MirrorHosts(opts scenario.KindOptions) []string {
-	var out []string
-	for h := range opts.RegistryMirrors {
-		out = append(out, h)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// mirrors writes containerd's hosts.toml for every mirrored registry on every node of a cluster
-// (containerd reads /etc/containerd/certs.d, which ClusterConfig sets as its registry config_path).
-func (p *Provider) mirrors(ctx context.Context, cluster string) error {
-	opts := kindOptions(p.cfg.Scenario)
-	if len(opts.RegistryMirrors) == 0 {
-		return nil
-	}
-	nodes, err := p.cfg.Runtime.ListNodes(cluster)
-	if err != nil {
-		return err
-	}
-	for _, n := range nodes {
-		for _, h := range MirrorHosts(opts) {
-			dir := "/etc/containerd/certs.d/" + h
-			toml := HostsTOML(h, opts.RegistryMirrors[h])
-			if out, err := p.cfg.Runtime.Docker(ctx, "exec", n, "sh", "-c", fmt.Sprintf("mkdir -p %s && printf '%%s' '%s' > %s/hosts.toml", dir, toml, dir)); err != nil {
-				return fmt.Errorf("registry mirror for %s on %s: %w (%s)", h, n, err, firstLine(err, out))
-			}
-		}
-	}
-	return nil
-}
-
-// HostsTOML is containerd's hosts.toml that sends pulls of registry to mirror first.
-func HostsTOML(registry, mirror string) string {
-	server := "https://" + registry
-	if registry == "docker.io" {
-		server = "https://registry-1.docker.io"
-	}
-	return fmt.Sprintf("server = \"%s\"\n\n[host.\"%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", server, mirror)
-}
-
 func (p *Provider) kindKubeconfig(cluster string) string {
 	return filepath.Join(p.dir, cluster+".kind.kubeconfig")
 }
@@ -495,43 +354,6 @@ func (p *Provider) NetworkSubnet(ctx context.Context) (netip.Prefix, error) {
 }
 
 // images lists what preload loads: Istio's and the samples' images, and MetalLB's.
-func (p *Provider) images(s *scenario.Scenario) ([]string, error) {
-	images, err := istio.Images(s)
-	if err != nil {
-		return nil, err
-	}
-	manifest, err := fixtures.FS.ReadFile("metallb/metallb-native.yaml")
-	if err != nil {
-		return nil, err
-	}
-	for _, line := range strings.Split(string(manifest), "\n") {
-		if img, ok := strings.CutPrefix(strings.TrimSpace(line), "image: "); ok && !slices.Contains(images, img) {
-			images = append(images, img)
-		}
-	}
-	return images, nil
-}
-
-// preload pulls every image once on the host and loads it into every node of the lab.
-func (p *Provider) preload(ctx context.Context) error {
-	images, err := p.images(p.cfg.Scenario)
-	if err != nil {
-		return err
-	}
-	var clusters []string
-	for _, c := range p.cfg.Scenario.Clusters {
-		clusters = append(clusters, ClusterName(p.cfg.Lab, c.Name))
-	}
-	for _, img := range images {
-		if err := p.cfg.Runtime.LoadImage(ctx, img, clusters); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// metallb installs MetalLB (the manifest Istio's CI uses) in every cluster, waits for its controller,
-// and gives each cluster its own pool carved from the kind network's subnet.
 func (p *Provider) metallb(ctx context.Context) error {
 	subnet, err := p.NetworkSubnet(ctx)
 	if err != nil {
@@ -587,7 +409,6 @@ func applyPastWebhook(ctx context.Context, kc *kube.Client, manifest, ns string,
 		}
 	}
 }
-
 func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, error) {
 	kc, err := p.Kubeconfig(ctx, cluster, provider.FromHost)
 	if err != nil {
@@ -621,76 +442,6 @@ func (p *Provider) Kubeconfig(ctx context.Context, cluster string, from provider
 		path = p.clusterKubeconfig(cluster)
 	}
 	return clientcmd.LoadFromFile(path)
-}
-
-// Clusters implements provider.Provider: node containers from Docker, nodes from each API server.
-func (p *Provider) Clusters(ctx context.Context) ([]provider.ClusterInfo, error) {
-	existing, listErr := p.cfg.Runtime.ListClusters()
-	out := make([]provider.ClusterInfo, len(p.cfg.Scenario.Clusters))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, c := range p.cfg.Scenario.Clusters {
-		g.Go(func() error {
-			out[i] = p.clusterInfo(gctx, c, existing, listErr)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return out, nil
-}
-
-func (p *Provider) clusterInfo(ctx context.Context, c scenario.Cluster, existing []string, listErr error) provider.ClusterInfo {
-	info := provider.ClusterInfo{Name: c.Name, Network: c.Network, PodSubnet: c.PodSubnet, ServiceSubnet: c.ServiceSubnet}
-	name := ClusterName(p.cfg.Lab, c.Name)
-	switch {
-	case listErr != nil:
-		info.Message = "docker does not answer: " + listErr.Error()
-		return info
-	case !slices.Contains(existing, name):
-		info.Message = "kind cluster " + name + " does not exist"
-		return info
-	}
-	nodes, _ := p.cfg.Runtime.ListNodes(name)
-	for _, n := range nodes {
-		ip, err := p.containerIP(ctx, n)
-		info.Components = append(info.Components, provider.Component{Name: n, Running: err == nil, Address: ip})
-	}
-	if kc, err := clientcmd.LoadFromFile(p.hostKubeconfig(c.Name)); err == nil {
-		for _, cl := range kc.Clusters {
-			info.Server = cl.Server
-		}
-	}
-	kc, err := p.client(ctx, c.Name)
-	if err != nil {
-		info.Message = err.Error()
-		return info
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	list, err := kc.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		info.Message = "the API server does not answer: " + err.Error()
-		return info
-	}
-	info.Ready = len(list.Items) > 0
-	for _, n := range list.Items {
-		node := provider.Node{Name: n.Name, PodCIDR: n.Spec.PodCIDR, Region: n.Labels["topology.kubernetes.io/region"], Zone: n.Labels["topology.kubernetes.io/zone"]}
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady {
-				node.Ready = cond.Status == corev1.ConditionTrue
-			}
-		}
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				node.Internal = a.Address
-			}
-		}
-		if !node.Ready {
-			info.Ready = false
-			info.Message = "node " + n.Name + " is not Ready"
-		}
-		info.Nodes = append(info.Nodes, node)
-	}
-	return info
 }
 
 // CollectLogs implements provider.LogCollector: `kind export logs` for every cluster of the lab.
