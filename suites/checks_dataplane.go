@@ -42,7 +42,7 @@ func CheckReachedClusters(ctx context.Context, t *Target) Verdict {
 		}
 		want := mesh(t, client.Mesh)
 		n := 10 * len(want)
-		cmd := []string{"sh", "-c", fmt.Sprintf("for i in $(seq %d); do curl -sS --max-time 5 helloworld.sample:5000/hello; done", n)}
+		cmd := helloRequests(n)
 		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", cmd)
 		if err != nil {
 			v.fail("curl in %s could not run its requests: %v %s", client.Name, err, strings.TrimSpace(stderr))
@@ -74,6 +74,11 @@ func CheckReachedClusters(ctx context.Context, t *Target) Verdict {
 		}
 	}
 	return v
+}
+
+// helloRequests is the command that sends n requests to helloworld from a curl container.
+func helloRequests(n int) []string {
+	return []string{"sh", "-c", fmt.Sprintf("for i in $(seq %d); do curl -sS --max-time 5 helloworld.sample:5000/hello; done", n)}
 }
 
 const hintSameNetwork = "pod IPs of the same network must be routable (routes between clusters on one network)"

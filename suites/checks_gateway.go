@@ -87,7 +87,7 @@ func CheckGatewayTraffic(ctx context.Context, t *Target) Verdict {
 			return v
 		}
 		n := 10 * len(mesh(t, client.Mesh))
-		cmd := []string{"sh", "-c", fmt.Sprintf("for i in $(seq %d); do curl -sS --max-time 5 helloworld.sample:5000/hello; done", n)}
+		cmd := helloRequests(n)
 		if _, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", cmd); err != nil {
 			v.fail("curl in %s could not run its requests: %v %s", client.Name, err, strings.TrimSpace(stderr))
 			continue
