@@ -35,7 +35,7 @@ type junitFailure struct {
 // (the lab cannot be read, a cluster does not answer), so CI always has an artifact (as cilium's
 // check/junit.go does).
 func WriteSetupFailure(dir string, err error) error {
-	if mkErr := os.MkdirAll(dir, 0o755); mkErr != nil {
+	if mkErr := os.MkdirAll(dir, 0o700); mkErr != nil {
 		return mkErr
 	}
 	doc := junitSuites{Tests: 1, Failures: 1, Suites: []junitSuite{{
@@ -46,5 +46,5 @@ func WriteSetupFailure(dir string, err error) error {
 	if mErr != nil {
 		return mErr
 	}
-	return os.WriteFile(filepath.Join(dir, "junit.xml"), append([]byte(xml.Header), data...), 0o644)
+	return os.WriteFile(filepath.Join(dir, "junit.xml"), append([]byte(xml.Header), data...), 0o600)
 }

@@ -22,12 +22,12 @@ func CheckRemoteClustersSynced(ctx context.Context, t *Target) Verdict {
 	for _, p := range topo.Primaries() {
 		ep, err := t.Istiod(p.Name)
 		if err != nil {
-			v.Inconclusive = err
-			return v
+			v.cannot("reaching istiod of %s: %v", p.Name, err)
+			continue
 		}
 		syncs, err := istio.Clusterz(ctx, ep.Debug)
 		if err != nil {
-			v.fail("istiod of %s does not answer /debug/clusterz at %s (is it running?): %v", p.Name, ep.Debug, err)
+			v.cannot("istiod of %s does not answer /debug/clusterz at %s (is it running?): %v", p.Name, ep.Debug, err)
 			continue
 		}
 		state := map[string]istio.ClusterSync{}

@@ -3,8 +3,10 @@ package suites
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab/istio"
@@ -15,114 +17,260 @@ import (
 // HelloworldCluster is the EDS cluster the discovery and routing checks read.
 const HelloworldCluster = "outbound|5000||helloworld.sample.svc.cluster.local"
 
-// edsFor asks the istiod serving cluster c for the endpoints of edsCluster, as c's curl pod's sidecar.
-func (t *Target) edsFor(ctx context.Context, c scenario.Cluster, edsCluster string) ([]xds.Endpoint, error) {
-	pod, err := t.pod(ctx, c.Name, "curl")
+// proxyFetch reads what the istiod serving cluster c sends to pod's proxy (sidecar or router), as the
+// pod's agent would: the secure xDS port, istiod verified against the mesh root, authenticated with a
+// token of the pod's service account (audience istio-ca) and the pod's cluster ID. An error that says
+// something about the mesh (istiod's certificate, a refused token, an uninjected pod) is a FindingError.
+func (t *Target) proxyFetch(ctx context.Context, c scenario.Cluster, pod *corev1.Pod, proxyType string, req xds.Request) (*xds.Snapshot, error) {
+	node, err := xds.ProxyNode(proxyType, pod, t.Scenario.Istio.Version)
 	if err != nil {
-		return nil, err
-	}
-	node, err := xds.SidecarNode(pod, t.Scenario.Istio.Version)
-	if err != nil {
-		return nil, err
+		return nil, finding(err)
 	}
 	serving := t.topo().Serving(c)
 	ep, err := t.Istiod(serving.Name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reaching istiod of %s: %w", serving.Name, err)
 	}
-	// As the pod's agent: the secure xDS port, istiod verified against the mesh root, authenticated with
-	// the pod's service account token (audience istio-ca).
 	root, _, err := t.clusterRoot(ctx, serving.Name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s's cacerts: %w", serving.Name, err)
 	}
 	tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName,
 		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("TokenRequest for %s/%s in %s: %w", pod.Namespace, pod.Spec.ServiceAccountName, c.Name, err)
 	}
-	snap, err := xds.Fetch(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name}, node, edsCluster)
+	snap, err := xds.FetchAll(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name}, node, req)
+	if err != nil {
+		if xds.IsFinding(err) {
+			return nil, finding(fmt.Errorf("istiod of %s refuses %s's proxy or does not verify under the mesh root: %w", serving.Name, pod.Name, err))
+		}
+		return nil, fmt.Errorf("xDS of istiod %s at %s: %w", serving.Name, ep.XDSTLS, err)
+	}
+	return snap, nil
+}
+
+// sidecarFetch reads what c's curl pod's sidecar gets.
+func (t *Target) sidecarFetch(ctx context.Context, c scenario.Cluster, req xds.Request) (*xds.Snapshot, error) {
+	pod, err := t.pod(ctx, c.Name, "curl")
+	if err != nil {
+		return nil, err
+	}
+	return t.proxyFetch(ctx, c, pod, xds.SidecarProxy, req)
+}
+
+// edsFor asks the istiod serving cluster c for the endpoints of edsCluster, as c's curl pod's sidecar.
+func (t *Target) edsFor(ctx context.Context, c scenario.Cluster, edsCluster string) ([]xds.Endpoint, error) {
+	snap, err := t.sidecarFetch(ctx, c, xds.Request{EDS: []string{edsCluster}})
 	if err != nil {
 		return nil, err
 	}
 	return snap.Endpoints[edsCluster], nil
 }
 
+// gateway is an east-west gateway as istiod knows it: its network, cluster and address.
+type gateway struct {
+	network, cluster, addr string
+	// ips are what addr resolves to (itself for an IP).
+	ips []string
+}
+
+// meshGateways returns the east-west gateways of a mesh that have an address, and the clusters whose
+// gateway has none.
+func (t *Target) meshGateways(ctx context.Context, mesh string) ([]gateway, []string) {
+	var out []gateway
+	var missing []string
+	for _, c := range t.Scenario.Clusters {
+		if c.Mesh != mesh || !t.topo().NeedsEastWestGateway(c) {
+			continue
+		}
+		addr, err := t.networkGatewayOf(ctx, c.Name)
+		if err != nil || addr == "" {
+			missing = append(missing, c.Name)
+			continue
+		}
+		out = append(out, gateway{network: c.Network, cluster: c.Name, addr: addr, ips: resolveGateway(ctx, addr)})
+	}
+	return out, missing
+}
+
+// weightScale is Istio's LB weight scale factor: the least common multiple of the number of gateways
+// per network and per network and cluster (pilot/pkg/model/network.go, NetworkGateways.update).
+func weightScale(gws []gateway) uint32 {
+	byNet, byNetCluster := map[string]int{}, map[string]int{}
+	for _, g := range gws {
+		byNet[g.network]++
+		byNetCluster[g.network+"/"+g.cluster]++
+	}
+	l := 1
+	for _, m := range []map[string]int{byNet, byNetCluster} {
+		for _, n := range m {
+			l = l * n / gcd(l, n)
+		}
+	}
+	return uint32(l)
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// expectedGatewayWeights is what Istio's EndpointsByNetworkFilter (pilot/pkg/xds/endpoints/
+// ep_filters.go) gives a client on network `from` for endpoints of other networks: each remote
+// endpoint weighs the scale factor, split evenly among the gateways of its network and cluster (else
+// of its network), summed per gateway. endpoints maps cluster to its endpoint count.
+func expectedGatewayWeights(from string, clusters []scenario.Cluster, endpoints map[string]int, gws []gateway) map[string]uint32 {
+	scale := weightScale(gws)
+	out := map[string]uint32{}
+	for _, c := range clusters {
+		if c.Network == from || endpoints[c.Name] == 0 {
+			continue
+		}
+		var sel []gateway
+		for _, g := range gws {
+			if g.network == c.Network && g.cluster == c.Name {
+				sel = append(sel, g)
+			}
+		}
+		if len(sel) == 0 {
+			for _, g := range gws {
+				if g.network == c.Network {
+					sel = append(sel, g)
+				}
+			}
+		}
+		for _, g := range sel {
+			out[g.addr] += uint32(endpoints[c.Name]) * (scale / uint32(len(sel)))
+		}
+	}
+	return out
+}
+
 // CheckEndpoints: a client in every cluster sees helloworld's endpoints from every cluster of its mesh,
-// split-horizon: same-network endpoints as pod IPs, other networks' endpoints only as their east-west
-// gateway's address on 15443, with weight equal to the number of endpoints behind it, never as pod
-// IPs.
+// split-horizon as Istio computes it: same-network endpoints as pod IPs; other networks' endpoints only
+// as their east-west gateways on 15443 (every gateway of the network, or of the endpoint's cluster),
+// with Istio's weights (the endpoints behind each gateway, scaled by the LCM of gateway counts) and
+// tlsMode istio; never another mesh's endpoints. A cluster with no helloworld pod cannot prove
+// anything and never passes: it leaves the check not judged.
 func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	ips := map[string]map[string]bool{}
+	count := map[string]int{}
 	for _, c := range t.Scenario.Clusters {
 		got, err := t.podIPs(ctx, c.Name, "helloworld")
 		if err != nil {
-			v.Inconclusive = err
-			return v
+			v.cannot("listing helloworld pods in %s: %v", c.Name, err)
+			continue
+		}
+		if len(got) == 0 {
+			v.cannot("no running helloworld pod in %s: there is nothing of %s to discover, so discovery of it cannot be proved (`mclab up` converges the samples)", c.Name, c.Name)
 		}
 		ips[c.Name] = got
+		count[c.Name] = len(got)
+	}
+	gwsByMesh := map[string][]gateway{}
+	for _, m := range t.Scenario.Meshes {
+		gws, _ := t.meshGateways(ctx, m.ID)
+		gwsByMesh[m.ID] = gws
 	}
 	for _, client := range t.Scenario.Clusters {
 		eps, err := t.edsFor(ctx, client, HelloworldCluster)
 		if err != nil {
-			v.fail("cannot read the endpoints a client in %s gets: %v", client.Name, err)
+			v.record(err, "reading the helloworld endpoints a client in %s gets", client.Name)
 			continue
 		}
 		v.saw("EDS for a client in %s: %+v", client.Name, eps)
 		seen := map[string]xds.Endpoint{}
+		weightAt := map[string]uint32{}
 		for _, e := range eps {
-			seen[fmt.Sprintf("%s:%d", e.Address, e.Port)] = e
+			seen[e.Address] = e
+			weightAt[e.Address] += e.Weight
 		}
-		// Expected gateway weight per remote network: the endpoints of that network.
-		netCount := map[string]int{}
-		for _, other := range t.Scenario.Clusters {
-			if other.Mesh == client.Mesh && other.Network != client.Network {
-				netCount[other.Network] += len(ips[other.Name])
-			}
-		}
+		meshClusters := mesh(t, client.Mesh)
+		multiNet := t.topo().MultiNetworkMesh(client.Mesh)
+		gws := gwsByMesh[client.Mesh]
 		for _, other := range t.Scenario.Clusters {
 			if other.Mesh != client.Mesh {
 				for ip := range ips[other.Name] {
-					if _, leak := seen[ip+":5000"]; leak {
+					if _, leak := seen[ip]; leak {
 						v.fail("a client in %s (mesh %s) sees helloworld endpoint %s of %s in mesh %s: meshes must not discover each other", client.Name, client.Mesh, ip, other.Name, other.Mesh)
 					}
 				}
 				continue
 			}
-			sameNet := other.Network == client.Network
 			var asPodIP []string
 			for ip := range ips[other.Name] {
-				if _, ok := seen[ip+":5000"]; ok {
+				if _, ok := seen[ip]; ok {
 					asPodIP = append(asPodIP, ip)
 				}
 			}
+			sort.Strings(asPodIP)
+			sameNet := other.Network == client.Network
 			switch {
 			case sameNet && len(asPodIP) != len(ips[other.Name]):
 				v.fail("a client in %s misses helloworld endpoints of %s (%d of %s seen on the same network): %s", client.Name, other.Name, len(asPodIP), keys(ips[other.Name]), t.whyMissing(ctx, client, other))
 			case !sameNet && len(asPodIP) > 0:
 				v.fail("%s endpoints reach %s as pod IPs (%v) although they are on %s and the client on %s: %s", other.Name, client.Name, asPodIP, other.Network, client.Network, t.whyPodIPs(ctx, client, other))
-			case !sameNet:
-				gw, err := t.networkGateway(ctx, other.Network, client.Mesh)
-				if err != nil || gw == "" {
-					v.fail("%s's gateway has no address, so a client in %s gets no route to %s's endpoints: Service %s/%s has no LoadBalancer ingress (%v)", other.Network, client.Name, other.Name, istio.IstioNamespace, istio.EastWestGatewayName, err)
-					continue
+			}
+		}
+		if !multiNet {
+			continue
+		}
+		// Cross-network: every gateway Istio would use, with its weight.
+		want := expectedGatewayWeights(client.Network, meshClusters, count, gws)
+		for _, other := range meshClusters {
+			if other.Network == client.Network || count[other.Name] == 0 {
+				continue
+			}
+			has := false
+			for _, g := range gws {
+				if g.network == other.Network {
+					has = true
 				}
-				e, ok := seen[gw+":15443"]
-				if !ok {
-					v.fail("a client in %s does not reach %s through %s's gateway %s:15443: %s", client.Name, other.Name, other.Network, gw, t.whyMissing(ctx, client, other))
-					continue
+			}
+			if !has {
+				v.fail("%s's gateway has no address, so a client in %s gets no route to %s's endpoints: Service %s/%s has no LoadBalancer ingress", other.Network, client.Name, other.Name, istio.IstioNamespace, istio.EastWestGatewayName)
+			}
+		}
+		var addrs []string
+		for a := range want {
+			addrs = append(addrs, a)
+		}
+		sort.Strings(addrs)
+		for _, addr := range addrs {
+			g := gatewayByAddr(gws, addr)
+			var e xds.Endpoint
+			var at string
+			for _, ip := range g.ips {
+				if x, ok := seen[ip]; ok && x.Port == 15443 {
+					e, at = x, ip
 				}
-				if int(e.Weight) != netCount[other.Network] {
-					v.fail("gateway %s:15443 of %s has weight %d for a client in %s, want %d (the endpoints of %s)", gw, other.Network, e.Weight, client.Name, netCount[other.Network], other.Network)
-				}
-				if e.TLSMode != "istio" {
-					v.fail("gateway endpoint %s:15443 lacks tlsMode istio: the sidecars of %s were not injected", gw, other.Name)
-				}
+			}
+			if at == "" {
+				v.fail("a client in %s does not reach %s (network %s) through its gateway %s:15443: %s", client.Name, g.cluster, g.network, addr, t.whyMissingGateway(ctx, client, g))
+				continue
+			}
+			if weightAt[at] != want[addr] {
+				v.fail("gateway %s:15443 of %s has weight %d for a client in %s, want %d (the endpoints behind it, scaled by the LCM of gateway counts %d as Istio's EDS does)", addr, g.cluster, weightAt[at], client.Name, want[addr], weightScale(gws))
+			}
+			if e.TLSMode != istio.MTLSMode {
+				v.fail("gateway endpoint %s:15443 lacks tlsMode istio: the sidecars of %s were not injected", addr, g.cluster)
 			}
 		}
 	}
 	return v
+}
+
+func gatewayByAddr(gws []gateway, addr string) gateway {
+	for _, g := range gws {
+		if g.addr == addr {
+			return g
+		}
+	}
+	return gateway{addr: addr, ips: []string{addr}}
 }
 
 // networkGateway returns the address of the east-west gateway of a network in a mesh.
@@ -144,6 +292,20 @@ func (t *Target) whyPodIPs(ctx context.Context, client, other scenario.Cluster) 
 		return fmt.Sprintf("network label missing on %s's istio-system (%s=%q, want %q), so istiod puts its endpoints on the client's network", other.Name, istio.NetworkLabel, ns.Labels[istio.NetworkLabel], other.Network)
 	}
 	return fmt.Sprintf("istiod of %s does not place %s on %s; check pod labels %s", t.topo().Serving(client).Name, other.Name, other.Network, istio.NetworkLabel)
+}
+
+// whyMissingGateway explains a gateway missing from a client's endpoints: istiod does not know the
+// network's gateway (the Service's network label), or does not read the cluster.
+func (t *Target) whyMissingGateway(ctx context.Context, client scenario.Cluster, g gateway) string {
+	svc, err := t.Clients[g.cluster].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, istio.EastWestGatewayName, metav1.GetOptions{})
+	if err == nil && svc.Labels[istio.NetworkLabel] != g.network {
+		return fmt.Sprintf("Service %s/%s in %s lacks %s=%s, so istiod does not know it as %s's gateway", istio.IstioNamespace, istio.EastWestGatewayName, g.cluster, istio.NetworkLabel, g.network, g.network)
+	}
+	other := t.Scenario.Cluster(g.cluster)
+	if other == nil {
+		return "unknown cluster"
+	}
+	return t.whyMissing(ctx, client, *other)
 }
 
 func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster) string {
@@ -169,3 +331,4 @@ func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster)
 	}
 	return fmt.Sprintf("istiod of %s has no remote secret for %s", serving.Name, other.Name)
 }
+

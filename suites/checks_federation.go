@@ -17,7 +17,7 @@ func CheckFederation(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	f := t.Scenario.Istio.Federation
 	if f == nil {
-		v.Inconclusive = fmt.Errorf("the scenario is not federated")
+		v.cannot("the scenario is not federated")
 		return v
 	}
 	for _, e := range f.Exports {
@@ -48,7 +48,7 @@ func CheckFederation(ctx context.Context, t *Target) Verdict {
 				}
 				eps, err := t.edsFor(ctx, client, edsName)
 				if err != nil {
-					v.fail("cannot read %s for a client in %s: %v", edsName, client.Name, err)
+					v.record(err, "reading %s for a client in %s", edsName, client.Name)
 					continue
 				}
 				v.saw("mesh %s client in %s: %s -> %+v", client.Mesh, client.Name, edsName, eps)

@@ -16,6 +16,7 @@ import (
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/pki"
 	"mclab.dev/mclab/suites/probe/ca"
+	"mclab.dev/mclab/suites/probe/xds"
 )
 
 // clusterRoot reads root-cert.pem of a cluster's cacerts Secret.
@@ -75,28 +76,31 @@ func CheckWorkloadCertificates(ctx context.Context, t *Target) Verdict {
 		serving := topo.Serving(c)
 		ep, err := t.Istiod(serving.Name)
 		if err != nil {
-			v.Inconclusive = err
-			return v
+			v.cannot("reaching istiod of %s: %v", serving.Name, err)
+			continue
 		}
 		root, _, err := t.clusterRoot(ctx, serving.Name)
 		if err != nil {
-			v.fail("%s: %v", c.Name, err)
+			v.fail("%s has no usable cacerts for %s: %v", serving.Name, c.Name, err)
 			continue
 		}
 		tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(istio.SampleNamespace).CreateToken(ctx, "curl",
 			&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
 		if err != nil {
-			v.Inconclusive = fmt.Errorf("TokenRequest for sample/curl in %s: %w", c.Name, err)
-			return v
+			v.cannot("TokenRequest for sample/curl in %s: %v", c.Name, err)
+			continue
 		}
 		td := t.Scenario.Mesh(c.Name).TrustDomain
 		spiffe := fmt.Sprintf("spiffe://%s/ns/%s/sa/curl", td, istio.SampleNamespace)
 		chain, key, err := ca.CertificateAndKey(ctx, ca.Request{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name, SPIFFEID: spiffe})
 		if err != nil {
-			if strings.Contains(err.Error(), "x509") {
+			switch {
+			case strings.Contains(err.Error(), "x509"):
 				v.fail("istiod %s serves a certificate that does not chain to the root in %s's cacerts Secret: istiod runs with other CA material than the Secret says (restart istiod after changing cacerts): %v", serving.Name, serving.Name, err)
-			} else {
+			case xds.IsFinding(err):
 				v.fail("the CA of istiod %s refused a certificate for %s in %s: %v", serving.Name, spiffe, c.Name, err)
+			default:
+				v.cannot("asking the CA of istiod %s at %s for %s's certificate: %v", serving.Name, ep.XDSTLS, c.Name, err)
 			}
 			continue
 		}

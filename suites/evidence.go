@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,12 +30,34 @@ func (t *Target) networkGatewayOf(ctx context.Context, cluster string) (string, 
 	if err != nil {
 		return "", err
 	}
+	// An IP, else a hostname (AWS load balancers publish only a hostname; istiod resolves it).
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		if ing.IP != "" {
 			return ing.IP, nil
 		}
 	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.Hostname != "" {
+			return ing.Hostname, nil
+		}
+	}
 	return "", nil
+}
+
+// resolveGateway returns the IPs a gateway address stands for: itself when it is an IP, else what its
+// hostname resolves to (as istiod resolves hostname gateways), or the hostname when it does not
+// resolve from here.
+func resolveGateway(ctx context.Context, addr string) []string {
+	if net.ParseIP(addr) != nil {
+		return []string{addr}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupHost(ctx, addr)
+	if err != nil || len(ips) == 0 {
+		return []string{addr}
+	}
+	return ips
 }
 
 // CollectEvidence writes an evidence bundle: each primary istiod's debug output (clusterz, networkz,
@@ -45,14 +68,14 @@ func CollectEvidence(ctx context.Context, t *Target, dir string) error {
 	defer cancel()
 	for _, c := range t.Scenario.Clusters {
 		cdir := filepath.Join(dir, c.Name)
-		if err := os.MkdirAll(cdir, 0o755); err != nil {
+		if err := os.MkdirAll(cdir, 0o700); err != nil {
 			return err
 		}
 		if c.Role == "primary" {
 			if ep, err := t.Istiod(c.Name); err == nil {
 				for _, path := range []string{"clusterz", "networkz", "endpointShardz"} {
 					body := fetch(ctx, "http://"+ep.Debug+"/debug/"+path)
-					_ = os.WriteFile(filepath.Join(cdir, "istiod-"+path+".json"), body, 0o644)
+					_ = os.WriteFile(filepath.Join(cdir, "istiod-"+path+".json"), body, 0o600)
 				}
 			}
 		}
@@ -85,7 +108,7 @@ func CollectEvidence(ctx context.Context, t *Target, dir string) error {
 		}
 		for name, v := range map[string]any{"secrets.json": secrets, "services.json": services} {
 			data, _ := json.MarshalIndent(v, "", "  ")
-			if err := os.WriteFile(filepath.Join(cdir, name), data, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(cdir, name), data, 0o600); err != nil {
 				return err
 			}
 		}

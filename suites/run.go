@@ -14,7 +14,8 @@ import (
 type Options struct {
 	// ReportDir receives junit.xml and ginkgo.json.
 	ReportDir string
-	// LabelFilter is Ginkgo's label filter (e.g. "MC-MTLS && Required").
+	// LabelFilter is Ginkgo's label filter (e.g. "MC-MTLS && Required"), already validated and combined
+	// with the view (ResolveScope).
 	LabelFilter string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
@@ -36,8 +37,12 @@ func (f *failer) Fail() { f.failed = true }
 // into opts.ReportDir, and returns Ginkgo's report.
 func Run(t *Target, opts Options) (types.Report, error) {
 	current = t
-	if err := os.MkdirAll(opts.ReportDir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.ReportDir, 0o700); err != nil {
 		return types.Report{}, err
+	}
+	// Ginkgo exits the process on a filter it cannot parse: never let it.
+	if _, err := types.ParseLabelFilter(opts.LabelFilter); err != nil {
+		return types.Report{}, &UsageError{fmt.Errorf("--label-filter %q: %v", opts.LabelFilter, err)}
 	}
 	suiteConfig, reporterConfig := GinkgoConfiguration()
 	suiteConfig.LabelFilter = opts.LabelFilter

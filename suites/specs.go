@@ -7,8 +7,11 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL
+	"github.com/onsi/gomega"
+	"github.com/onsi/gomega/gcustom"
 
 	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/reports"
 )
 
 // Labels. Every spec has one profile, one level and one view (README table).
@@ -17,8 +20,6 @@ const (
 	LabelOptional     = "Optional"
 	LabelControlPlane = "control-plane"
 	LabelDataPlane    = "data-plane"
-	// VerdictEntry is the report entry that tells a non-conformant mesh from an inconclusive run.
-	VerdictEntry = "verdict"
 )
 
 // Profiles are the conformance profiles, in report order.
@@ -27,44 +28,168 @@ var Profiles = []string{"MC-DISCOVERY", "MC-MTLS", "MC-CROSS-NETWORK", "MC-PRIMA
 // current is the target of the running suite (RunSpecs runs once per process).
 var current *Target
 
-// Settle is how long a failing check is retried (every second) before its verdict stands: istiod
-// pushes in well under a second, so a mesh that just converged is not judged mid-push.
-var Settle = 5 * time.Second
+// Settle is how long a convergence property (one that holds once istiod has pushed) may take: a
+// failing check is retried (every Poll) until it passes or Settle ends. Window is how long a safety
+// property (plaintext refused, cluster-local stays local, meshes apart) must hold: it is checked every
+// Poll over the whole window, and a single violation fails it.
+var (
+	Settle = 5 * time.Second
+	Window = 3 * time.Second
+	Poll   = time.Second
+)
 
-// check runs a check and turns its verdict into the spec's outcome: a diagnosis fails the spec as
-// non-conformant, a harness or infrastructure error fails it as inconclusive.
-func check(ctx context.Context, f func(context.Context, *Target) Verdict) {
-	deadline := time.Now().Add(Settle)
-	v := f(ctx, current)
-	for !v.Passed() && v.Inconclusive == nil && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(time.Second)
-		v = f(ctx, current)
+// property says how a check is judged over time.
+type property int
+
+const (
+	// converges: Eventually passes within Settle.
+	converges property = iota
+	// holds: Consistently passes over Window, from the first attempt.
+	holds
+)
+
+// attempt is one run of a check.
+type attempt struct {
+	at      time.Duration
+	verdict Verdict
+}
+
+func (a attempt) outcome() string {
+	switch {
+	case len(a.verdict.Failures) > 0:
+		return reports.NonConformant
+	case a.verdict.Inconclusive != nil:
+		return reports.Inconclusive
 	}
-	for _, e := range v.Evidence {
+	return "passed"
+}
+
+// check judges a convergence property.
+func check(ctx context.Context, f func(context.Context, *Target) Verdict) { judge(ctx, converges, f) }
+
+// safety judges a safety property.
+func safety(ctx context.Context, f func(context.Context, *Target) Verdict) { judge(ctx, holds, f) }
+
+// judge runs f with Gomega's Eventually (converges) or Consistently (holds), records every attempt in
+// the spec's report, and turns the final verdict into the spec's outcome: a violation fails the spec as
+// non-conformant (naming anything that could not be judged too), a harness or infrastructure error
+// alone fails it as inconclusive.
+func judge(ctx context.Context, p property, f func(context.Context, *Target) Verdict) {
+	attempts, final := runAttempts(ctx, current, p, f)
+	AddReportEntry(reports.AttemptsEntry, summarizeAttempts(p, attempts))
+	for _, a := range attempts {
+		AddReportEntry("attempt", fmt.Sprintf("+%s %s %s", a.at.Round(time.Millisecond), a.outcome(), oneLine(a.verdict)), ReportEntryVisibilityNever)
+	}
+	for _, e := range final.Evidence {
 		AddReportEntry("evidence", e, ReportEntryVisibilityNever)
 	}
-	if v.Inconclusive != nil {
-		AddReportEntry(VerdictEntry, "inconclusive")
-		Fail("inconclusive: " + v.Inconclusive.Error())
-	}
-	if len(v.Failures) > 0 {
-		AddReportEntry(VerdictEntry, "non-conformant")
-		Fail(strings.Join(v.Failures, "\n"))
+	if msg, verdict := outcome(final); verdict != "" {
+		AddReportEntry(reports.VerdictEntry, verdict)
+		Fail(msg)
 	}
 }
 
-// dataPlane runs a data-plane check, or skips it where pods run no containers, saying why.
-func dataPlane(ctx context.Context, what string, f func(context.Context, *Target) Verdict) {
-	if !current.Capabilities.RunsContainers {
-		Skip(fmt.Sprintf("data-plane check (%s): %s", what, current.Capabilities.NoContainersReason))
+// outcome is the message and verdict of a final verdict ("" when it passed).
+func outcome(v Verdict) (string, string) {
+	switch {
+	case len(v.Failures) > 0:
+		msg := strings.Join(v.Failures, "\n")
+		if v.Inconclusive != nil {
+			msg += "\n(also not judged: " + v.Inconclusive.Error() + ")"
+		}
+		return msg, reports.NonConformant
+	case v.Inconclusive != nil:
+		return "inconclusive: " + v.Inconclusive.Error(), reports.Inconclusive
 	}
-	if current.Exec == nil {
-		Skip(fmt.Sprintf("data-plane check (%s): no way to run commands in this provider's pods", what))
+	return "", ""
+}
+
+// runAttempts runs f until the property's rule is decided and returns every attempt and the verdict
+// that stands: the first violation of a safety property, the last attempt of a convergence property.
+func runAttempts(ctx context.Context, t *Target, p property, f func(context.Context, *Target) Verdict) ([]attempt, Verdict) {
+	start := time.Now()
+	var attempts []attempt
+	probe := func() Verdict {
+		v := f(ctx, t)
+		attempts = append(attempts, attempt{time.Since(start), v})
+		return v
 	}
-	if f == nil {
-		Skip(fmt.Sprintf("data-plane check (%s): not built yet", what))
+	passes := gcustom.MakeMatcher(func(v Verdict) (bool, error) { return v.Passed(), nil })
+	g := gomega.NewGomega(func(string, ...int) {})
+	switch p {
+	case holds:
+		g.Consistently(ctx, probe).WithTimeout(Window).WithPolling(Poll).Should(passes)
+		for _, a := range attempts {
+			if len(a.verdict.Failures) > 0 {
+				return attempts, a.verdict
+			}
+		}
+	default:
+		g.Eventually(ctx, probe).WithTimeout(Settle).WithPolling(Poll).Should(passes)
 	}
-	check(ctx, f)
+	if len(attempts) == 0 {
+		return attempts, Verdict{Inconclusive: fmt.Errorf("the check never ran: %v", context.Cause(ctx))}
+	}
+	return attempts, attempts[len(attempts)-1].verdict
+}
+
+// summarizeAttempts says how a check went over time: "passed after 2 failures in 3s", "held over 4
+// attempts in 3s", "violated at attempt 3 of 4 (passed 2 before)".
+func summarizeAttempts(p property, attempts []attempt) string {
+	if len(attempts) == 0 {
+		return "no attempt"
+	}
+	last := attempts[len(attempts)-1]
+	bad := 0
+	for _, a := range attempts {
+		if !a.verdict.Passed() {
+			bad++
+		}
+	}
+	span := last.at.Round(100 * time.Millisecond)
+	if p == holds {
+		for i, a := range attempts {
+			if len(a.verdict.Failures) > 0 {
+				return fmt.Sprintf("violated at attempt %d of %d over %s (held %d times before)", i+1, len(attempts), span, i)
+			}
+		}
+		if bad == 0 {
+			return fmt.Sprintf("held over %d attempts in %s", len(attempts), span)
+		}
+		return fmt.Sprintf("not judged in %d of %d attempts over %s", bad, len(attempts), span)
+	}
+	switch {
+	case last.verdict.Passed() && bad == 0:
+		return "passed at the first attempt"
+	case last.verdict.Passed():
+		return fmt.Sprintf("passed after %d failures in %s", bad, span)
+	}
+	return fmt.Sprintf("failed %d of %d attempts over %s", bad, len(attempts), span)
+}
+
+func oneLine(v Verdict) string {
+	msg, _ := outcome(v)
+	msg = strings.ReplaceAll(msg, "\n", "; ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
+}
+
+// notApplicable skips a spec that does not apply to the scenario (another model's profile): it is
+// reported as not applicable, neither a pass nor a gap in the scope.
+func notApplicable(reason string) {
+	AddReportEntry(reports.ApplicabilityEntry, reports.NotApplicable)
+	Skip(reason)
+}
+
+// dataPlane judges a data-plane check, or skips it where pods run no containers, saying why. A skip
+// inside the run's scope makes the run inconclusive (reports.Build).
+func dataPlane(ctx context.Context, what string, p property, f func(context.Context, *Target) Verdict) {
+	if why := current.dataPlaneUnavailable(); why != "" {
+		Skip(fmt.Sprintf("data-plane check (%s): %s", what, why))
+	}
+	judge(ctx, p, f)
 }
 
 func multiNetwork() bool {
@@ -84,10 +209,10 @@ var _ = Describe("MC-DISCOVERY", Label("MC-DISCOVERY"), func() {
 		check(ctx, CheckEndpoints)
 	})
 	It("a cluster-local service stays in its cluster", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
-		check(ctx, CheckClusterLocal)
+		safety(ctx, CheckClusterLocal)
 	})
 	It("requests from curl reach helloworld in every cluster", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "curl helloworld.sample:5000 from every cluster, ReachedClusters semantics", CheckReachedClusters)
+		dataPlane(ctx, "curl helloworld.sample:5000 from every cluster, ReachedClusters semantics", converges, CheckReachedClusters)
 	})
 })
 
@@ -99,17 +224,17 @@ var _ = Describe("MC-MTLS", Label("MC-MTLS"), func() {
 		check(ctx, CheckWorkloadCertificates)
 	})
 	It("X-Forwarded-Client-Cert shows the caller's identity", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "XFCC from httpbin", CheckXFCC)
+		dataPlane(ctx, "XFCC from httpbin", converges, CheckXFCC)
 	})
 	It("plaintext is refused under STRICT PeerAuthentication", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "plaintext from a client without a sidecar under STRICT", CheckPlaintextRefused)
+		dataPlane(ctx, "plaintext from a client without a sidecar under STRICT", holds, CheckPlaintextRefused)
 	})
 })
 
 var _ = Describe("MC-CROSS-NETWORK", Label("MC-CROSS-NETWORK"), func() {
 	BeforeEach(func() {
 		if !multiNetwork() {
-			Skip("the scenario has no mesh that spans networks")
+			notApplicable("the scenario has no mesh that spans networks")
 		}
 	})
 	It("every cluster's istio-system carries its network", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
@@ -119,17 +244,17 @@ var _ = Describe("MC-CROSS-NETWORK", Label("MC-CROSS-NETWORK"), func() {
 		check(ctx, CheckEndpoints)
 	})
 	It("requests cross networks through the east-west gateways", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "requests across networks", CheckReachedClusters)
+		dataPlane(ctx, "requests across networks", converges, CheckReachedClusters)
 	})
 	It("the east-west gateways' 15443 traffic rises", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
-		dataPlane(ctx, "gateway stats on 15443", CheckGatewayTraffic)
+		dataPlane(ctx, "gateway stats on 15443", converges, CheckGatewayTraffic)
 	})
 })
 
 var _ = Describe("MC-PRIMARY-REMOTE", Label("MC-PRIMARY-REMOTE"), func() {
 	BeforeEach(func() {
 		if current.Scenario.Istio.Model != scenario.PrimaryRemote {
-			Skip("the scenario's model is " + string(current.Scenario.Istio.Model))
+			notApplicable("the scenario's model is " + string(current.Scenario.Istio.Model))
 		}
 	})
 	It("remote pods are injected by their primary, discovered through it and certified by its CA", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
@@ -140,7 +265,7 @@ var _ = Describe("MC-PRIMARY-REMOTE", Label("MC-PRIMARY-REMOTE"), func() {
 var _ = Describe("MC-FEDERATION", Label("MC-FEDERATION"), func() {
 	BeforeEach(func() {
 		if current.Scenario.Istio.Model != scenario.Federated {
-			Skip("the scenario's model is " + string(current.Scenario.Istio.Model))
+			notApplicable("the scenario's model is " + string(current.Scenario.Istio.Model))
 		}
 	})
 	It("exported services are reachable from other meshes only through the exporting gateway", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {

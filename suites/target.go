@@ -6,6 +6,7 @@ package suites
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -47,8 +48,44 @@ type Verdict struct {
 	Failures []string
 	// Evidence is what was seen, for the report.
 	Evidence []string
-	// Inconclusive is set when the harness or the infrastructure failed (not the mesh).
+	// Inconclusive is set when a part of the check could not be judged because the harness or the
+	// infrastructure failed (not the mesh): which endpoint, which cluster, which call. A check keeps
+	// going after it, so a violation elsewhere is still found.
 	Inconclusive error
+}
+
+// cannot records a part of the check that could not be judged.
+func (v *Verdict) cannot(format string, args ...any) {
+	v.Inconclusive = errors.Join(v.Inconclusive, fmt.Errorf(format, args...))
+}
+
+// record files err under what it is: a finding about the mesh (see Finding) fails the check, anything
+// else (a dead port-forward, an API error, a timeout) leaves that part not judged. what says which
+// call, on which cluster.
+func (v *Verdict) record(err error, what string, args ...any) {
+	msg := fmt.Sprintf(what, args...)
+	var f *FindingError
+	if errors.As(err, &f) {
+		v.fail("%s: %v", msg, err)
+		return
+	}
+	v.cannot("%s: %v", msg, err)
+}
+
+// FindingError is an error that says something about the mesh, not the harness: istiod serves a
+// certificate that does not chain to the mesh root, it refuses a workload's token, a pod was not
+// injected.
+type FindingError struct{ Err error }
+
+func (e *FindingError) Error() string { return e.Err.Error() }
+func (e *FindingError) Unwrap() error { return e.Err }
+
+// finding marks err as a finding about the mesh.
+func finding(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FindingError{err}
 }
 
 func (v *Verdict) fail(format string, args ...any) {
@@ -72,7 +109,7 @@ func (t *Target) pod(ctx context.Context, cluster, app string) (*corev1.Pod, err
 			return &pods.Items[i], nil
 		}
 	}
-	return nil, fmt.Errorf("no running %s pod in %s/%s", app, cluster, istio.SampleNamespace)
+	return nil, fmt.Errorf("no running %s pod in %s/%s: the sample the check relies on is missing (`mclab up` converges it)", app, cluster, istio.SampleNamespace)
 }
 
 // podIPs returns the IPs of the running pods of app in a cluster.

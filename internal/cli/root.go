@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -65,7 +66,15 @@ func Run(ctx context.Context, streams Streams, args []string) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	if strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg(s)") {
+		return 2 // a usage error, never to be read as "non-conformant"
+	}
 	return 1
+}
+
+// usageError marks a mistake on the command line: exit 2 with the command's usage line.
+func usageError(cmd *cobra.Command, err error) error {
+	return &exitError{code: 2, err: fmt.Errorf("%w\nUsage: %s (see %s --help)", err, cmd.UseLine(), cmd.CommandPath())}
 }
 
 // NewCommand builds the root command.
@@ -81,6 +90,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(usageError)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetIn(streams.In)

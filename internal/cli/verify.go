@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,7 @@ type verifyOptions struct {
 	closers     []func()
 	name        string
 	labelFilter string
+	view        string
 	reportDir   string
 	verbose     bool
 	timeout     time.Duration
@@ -39,15 +41,21 @@ MC-FEDERATION) against a lab. Each failure names its likely cause and evidence. 
 --report-dir: junit.xml, ginkgo.json, conformance-report.yaml, summary.html, and an evidence/ bundle on
 failure (no tokens or keys).
 
-Exit codes: 0 conformant, 1 non-conformant (the mesh is broken), 2 inconclusive (the harness or the
-infrastructure failed).`,
+The scope is every view the provider can run (control plane everywhere; data plane where pods run
+containers), printed with the verdict; --view picks one. A run is conformant only when at least one
+spec ran and every Required spec of its scope ran and passed.
+
+Exit codes: 0 conformant, 1 non-conformant (a finding about the mesh), 2 inconclusive (the harness or
+the infrastructure failed, a Required spec of the scope did not run, the filter selects nothing) or a
+usage error.`,
 		Example: `  mclab verify --name multi-network
   mclab verify --name multi-network --label-filter 'MC-MTLS && Required'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
 	}
 	cmd.Flags().StringVar(&o.name, "name", "", "the lab")
-	cmd.Flags().StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'MC-DISCOVERY && control-plane' (labels: see suites/README.md)")
+	cmd.Flags().StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'MC-DISCOVERY && control-plane' (labels: "+strings.Join(suites.KnownLabels(), ", ")+")")
+	cmd.Flags().StringVar(&o.view, "view", "", "what to judge: control-plane, data-plane or all (default: every view the provider can run)")
 	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: <lab state>/reports/<time>)")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "print every spec")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole run")
@@ -56,7 +64,11 @@ infrastructure failed).`,
 
 func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 	if o.name == "" {
-		return &exitError{code: 2, err: errors.New("give --name LAB (`mclab list` shows the labs)")}
+		return &exitError{code: 2, err: errors.New("give --name LAB (`mclab list` shows the labs)\nUsage: mclab verify --name LAB [--view control-plane|data-plane|all] [--label-filter F] [--report-dir D]")}
+	}
+	// The filter and the view are checked before the lab is touched: a mistake is a usage error (2).
+	if _, _, err := suites.ResolveScope(&suites.Target{}, o.view, o.labelFilter); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("%w\nUsage: mclab verify --name LAB [--view control-plane|data-plane|all] [--label-filter F]", err)}
 	}
 	m, err := g.manager(false)
 	if err != nil {
@@ -71,14 +83,22 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		_ = reports.WriteSetupFailure(o.reportDir, err)
 		return &exitError{code: 2, err: fmt.Errorf("inconclusive: %w (JUnit in %s)", err, o.reportDir)}
 	}
-	report, err := suites.Run(target, suites.Options{ReportDir: o.reportDir, LabelFilter: o.labelFilter, Timeout: o.timeout, Verbose: o.verbose})
+	scope, filter, err := suites.ResolveScope(target, o.view, o.labelFilter)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	report, err := suites.Run(target, suites.Options{ReportDir: o.reportDir, LabelFilter: filter, Timeout: o.timeout, Verbose: o.verbose})
 	if err != nil {
 		_ = reports.WriteSetupFailure(o.reportDir, err)
 		return &exitError{code: 2, err: err}
 	}
-	cr := reports.Build(report, suites.Profiles, reports.Implementation{Project: "istio", Version: env.IstioVersion, Model: string(target.Scenario.Istio.Model)}, env)
+	cr := reports.Build(report, suites.Profiles, scope, reports.Implementation{Project: "istio", Version: env.IstioVersion, Model: string(target.Scenario.Istio.Model)}, env)
 	if err := writeReports(o.reportDir, cr, target); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	// Ginkgo's own files carry the spec output: redact them like everything else verify writes.
+	if _, err := reports.Redact(o.reportDir); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("redacting the reports: %w", err)}
 	}
 	if cr.Verdict != reports.Conformant {
 		evidence := filepath.Join(o.reportDir, "evidence")
@@ -182,7 +202,7 @@ func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) e
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "conformance-report.yaml"), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "conformance-report.yaml"), reports.RedactBytes(data), 0o600); err != nil {
 		return err
 	}
 	var clusters []reports.TopologyCluster
@@ -193,7 +213,7 @@ func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) e
 		}
 		clusters = append(clusters, tc)
 	}
-	f, err := os.Create(filepath.Join(dir, "summary.html"))
+	f, err := os.OpenFile(filepath.Join(dir, "summary.html"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -202,7 +222,10 @@ func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) e
 }
 
 func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
-	fmt.Fprintf(w, "\nVerdict: %s\n", cr.Verdict)
+	fmt.Fprintf(w, "\nVerdict: %s\n", cr.VerdictLine())
+	for _, r := range cr.Reasons {
+		fmt.Fprintf(w, "  ! %s\n", r)
+	}
 	for _, p := range cr.Profiles {
 		fmt.Fprintf(w, "  %-18s %-8s %s\n", p.Name, p.Core.Result, p.Summary)
 		for _, f := range p.Core.FailedTests {

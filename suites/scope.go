@@ -1,0 +1,91 @@
+package suites
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"mclab.dev/mclab/reports"
+)
+
+// Views a user can ask for with --view.
+const (
+	ViewAll          = "all"
+	ViewControlPlane = reports.ControlPlane
+	ViewDataPlane    = reports.DataPlane
+)
+
+// KnownLabels lists every label a spec can carry, for --label-filter's help and errors.
+func KnownLabels() []string {
+	return append(append([]string{}, Profiles...), LabelRequired, LabelOptional, LabelControlPlane, LabelDataPlane)
+}
+
+// UsageError is a mistake in what the user asked for (a flag, a filter): mclab verify exits 2 with it
+// before reaching the lab.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ResolveScope turns --view and --label-filter into the scope a run judges and the label filter Ginkgo
+// runs with. The filter is validated here (Ginkgo's own parser), so Ginkgo never exits the process on a
+// bad one. With no view asked for, the scope is every view the target can run, and each view it cannot
+// is named with the reason; an explicit view is judged even where it cannot run (its Required specs are
+// then skipped, and the run is inconclusive, never conformant).
+func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, error) {
+	var filter func([]string) bool
+	if strings.TrimSpace(labelFilter) != "" {
+		f, err := types.ParseLabelFilter(labelFilter)
+		if err != nil {
+			return reports.Scope{}, "", &UsageError{fmt.Errorf("--label-filter %q is not a valid Ginkgo label filter: %v; labels: %s (combine with &&, ||, !, parentheses)",
+				labelFilter, strings.TrimSpace(firstLine(err.Error())), strings.Join(KnownLabels(), ", "))}
+		}
+		filter = f
+	}
+	ginkgoFilter := labelFilter
+	and := func(label string) {
+		if strings.TrimSpace(ginkgoFilter) == "" {
+			ginkgoFilter = label
+		} else {
+			ginkgoFilter = "(" + ginkgoFilter + ") && " + label
+		}
+	}
+	var notRun []reports.NotRun
+	dataPlaneReason := t.dataPlaneUnavailable()
+	switch view {
+	case "":
+		views := []string{ViewControlPlane}
+		if dataPlaneReason == "" {
+			views = append(views, ViewDataPlane)
+		} else {
+			notRun = append(notRun, reports.NotRun{View: ViewDataPlane, Reason: dataPlaneReason})
+		}
+		return reports.NewScope(views, labelFilter, filter, notRun, false), ginkgoFilter, nil
+	case ViewAll:
+		return reports.NewScope([]string{ViewControlPlane, ViewDataPlane}, labelFilter, filter, nil, true), ginkgoFilter, nil
+	case ViewControlPlane, ViewDataPlane:
+		and(view)
+		return reports.NewScope([]string{view}, labelFilter, filter, nil, true), ginkgoFilter, nil
+	}
+	return reports.Scope{}, "", &UsageError{fmt.Errorf("--view %q: want %s, %s or %s", view, ViewControlPlane, ViewDataPlane, ViewAll)}
+}
+
+// dataPlaneUnavailable says why data-plane checks cannot run against t, or "" when they can.
+func (t *Target) dataPlaneUnavailable() string {
+	switch {
+	case !t.Capabilities.RunsContainers:
+		if t.Capabilities.NoContainersReason != "" {
+			return t.Capabilities.NoContainersReason
+		}
+		return fmt.Sprintf("provider %s runs no containers", t.Provider)
+	case t.Exec == nil:
+		return "no way to run commands in this provider's pods"
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
