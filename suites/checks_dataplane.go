@@ -6,53 +6,186 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/scenario"
 )
 
-var helloRE = regexp.MustCompile(`Hello version: (v\d+), instance: `)
+// The data-plane probe runs curl in the sample pods (`kubectl exec`, the provider's tunnel). Every
+// request prints its body and then a status line of ours (curl -w), so a reply is judged by its HTTP
+// status, never only by the process's exit code: an Envoy 503 ("no healthy upstream") exits 0.
 
-// versionCluster maps helloworld versions to the cluster that runs them (v1 in the first cluster, ...).
-func (t *Target) versionCluster() map[string]string {
+// codeMarker ends each request's output: curl's -w writes it after the body, with %{http_code} (000
+// when no HTTP reply came: connect failures, resets, timeouts).
+const codeMarker = "mclab-http-code="
+
+var (
+	helloRE = regexp.MustCompile(`Hello version: (v\d+), instance: (\S+)`)
+	codeRE  = regexp.MustCompile(`(?m)^` + codeMarker + `(\d{3})$`)
+)
+
+// reply is one request's outcome.
+type reply struct {
+	code int
+	body string
+}
+
+// requestLoop is the command that sends n requests to url from a curl container: each prints its body
+// and the status line; the loop always exits 0, so a failed request is judged by its status, and an exec
+// error means the command itself could not run.
+func requestLoop(n int, url string) []string {
+	return []string{"sh", "-c", fmt.Sprintf(`for i in $(seq %d); do curl -sS --max-time 5 -w '\n%s%%{http_code}\n' %s; done; true`, n, codeMarker, url)}
+}
+
+// helloRequests sends n requests to helloworld.
+func helloRequests(n int) []string { return requestLoop(n, "helloworld.sample:5000/hello") }
+
+// parseReplies splits a request loop's stdout into replies.
+func parseReplies(out string) []reply {
+	var replies []reply
+	rest := out
+	for {
+		loc := codeRE.FindStringSubmatchIndex(rest)
+		if loc == nil {
+			return replies
+		}
+		code, _ := strconv.Atoi(rest[loc[2]:loc[3]])
+		replies = append(replies, reply{code: code, body: strings.TrimSpace(rest[:loc[0]])})
+		rest = rest[loc[1]:]
+	}
+}
+
+// failedReplies summarizes the non-2xx replies: "3 of 20 (HTTP 503×3: no healthy upstream)".
+func failedReplies(replies []reply) string {
+	codes := map[int]int{}
+	example := map[int]string{}
+	bad := 0
+	for _, r := range replies {
+		if r.code >= 200 && r.code < 300 {
+			continue
+		}
+		bad++
+		codes[r.code]++
+		if example[r.code] == "" {
+			example[r.code] = r.body
+		}
+	}
+	if bad == 0 {
+		return ""
+	}
+	var parts []string
+	for c, n := range codes {
+		what := fmt.Sprintf("HTTP %03d×%d", c, n)
+		if c == 0 {
+			what = fmt.Sprintf("no HTTP reply×%d", n)
+		}
+		if b := strings.TrimSpace(example[c]); b != "" {
+			what += ": " + truncate(b, 80)
+		}
+		parts = append(parts, what)
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d of %d (%s)", bad, len(replies), strings.Join(parts, "; "))
+}
+
+func truncate(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// helloOwners maps what a helloworld reply names to the cluster that runs it: the instance (the pod's
+// name, which the sample prints as HOSTNAME) first, else the version (SERVICE_VERSION, vN in the Nth
+// cluster, as samples/helloworld/gen-helloworld.sh sets it).
+func (t *Target) helloOwners(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
 	for i, c := range t.Scenario.Clusters {
 		out[istio.HelloworldVersion(i)] = c.Name
+		pods, err := t.Clients[c.Name].Kube.CoreV1().Pods(istio.SampleNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld"})
+		if err != nil {
+			return nil, fmt.Errorf("listing helloworld pods in %s: %w", c.Name, err)
+		}
+		for _, p := range pods.Items {
+			out[p.Name] = c.Name
+		}
 	}
-	return out
+	return out, nil
 }
 
-// CheckReachedClusters sends requests from the curl pod of every cluster to helloworld and checks the
-// clusters they reach with the semantics of Istio's check.ReachedClusters: every network of the mesh is
-// reached; within the caller's own network, every cluster is reached (other networks are judged per
-// network, since their gateway balances among their clusters).
+// reachedBy counts the clusters that answered, by instance (else version).
+func reachedBy(replies []reply, owners map[string]string) map[string]int {
+	reached := map[string]int{}
+	for _, r := range replies {
+		if r.code < 200 || r.code >= 300 {
+			continue
+		}
+		m := helloRE.FindStringSubmatch(r.body)
+		if m == nil {
+			continue
+		}
+		if c, ok := owners[m[2]]; ok {
+			reached[c]++
+		} else if c, ok := owners[m[1]]; ok {
+			reached[c]++
+		} else {
+			reached["unknown instance "+m[2]]++
+		}
+	}
+	return reached
+}
+
+// sendHello runs n requests to helloworld from client's curl pod and returns the replies; an error
+// means the requests could not be sent (the harness), never a reply of the mesh.
+func (t *Target) sendHello(ctx context.Context, client scenario.Cluster, n int) ([]reply, error) {
+	pod, err := t.pod(ctx, client.Name, "curl")
+	if err != nil {
+		return nil, err
+	}
+	out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", helloRequests(n))
+	if err != nil {
+		return nil, fmt.Errorf("running curl in %s/%s of %s: %v %s", pod.Namespace, pod.Name, client.Name, err, strings.TrimSpace(stderr))
+	}
+	replies := parseReplies(out)
+	if len(replies) != n {
+		return nil, fmt.Errorf("curl in %s printed %d of %d status lines: %s", client.Name, len(replies), n, truncate(out+stderr, 200))
+	}
+	return replies, nil
+}
+
+// CheckReachedClusters sends requests from the curl pod of every cluster to helloworld and checks, with
+// the semantics of Istio's check.ReachedClusters, that every network of the mesh is reached and, within
+// the caller's own network, every cluster (other networks are judged per network, since their gateway
+// balances among their clusters), that every reply is a 2xx, and that no other mesh answers.
 func CheckReachedClusters(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	if t.Exec == nil {
-		v.Inconclusive = fmt.Errorf("no way to run commands in pods")
+		v.cannot("no way to run commands in pods")
 		return v
 	}
-	owner := t.versionCluster()
+	owners, err := t.helloOwners(ctx)
+	if err != nil {
+		v.cannot("%v", err)
+		return v
+	}
 	for _, client := range t.Scenario.Clusters {
-		pod, err := t.pod(ctx, client.Name, "curl")
-		if err != nil {
-			v.Inconclusive = err
-			return v
-		}
 		want := mesh(t, client.Mesh)
 		n := 10 * len(want)
-		cmd := helloRequests(n)
-		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", cmd)
+		replies, err := t.sendHello(ctx, client, n)
 		if err != nil {
-			v.fail("curl in %s could not run its requests: %v %s", client.Name, err, strings.TrimSpace(stderr))
+			v.cannot("%v", err)
 			continue
 		}
-		reached := map[string]int{}
-		for _, m := range helloRE.FindAllStringSubmatch(out, -1) {
-			reached[owner[m[1]]]++
-		}
+		reached := reachedBy(replies, owners)
 		v.saw("from %s: %d requests reached %v", client.Name, n, reached)
+		if bad := failedReplies(replies); bad != "" {
+			v.fail("requests from %s to helloworld failed: %s", client.Name, bad)
+		}
 		nets := map[string]bool{}
 		for c := range reached {
 			if sc := t.Scenario.Cluster(c); sc != nil {
@@ -74,11 +207,6 @@ func CheckReachedClusters(ctx context.Context, t *Target) Verdict {
 		}
 	}
 	return v
-}
-
-// helloRequests is the command that sends n requests to helloworld from a curl container.
-func helloRequests(n int) []string {
-	return []string{"sh", "-c", fmt.Sprintf("for i in $(seq %d); do curl -sS --max-time 5 helloworld.sample:5000/hello; done", n)}
 }
 
 const hintSameNetwork = "pod IPs of the same network must be routable (routes between clusters on one network)"
@@ -110,7 +238,7 @@ func describe(reached map[string]int) string {
 func CheckXFCC(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	if t.Exec == nil {
-		v.Inconclusive = fmt.Errorf("no way to run commands in pods")
+		v.cannot("no way to run commands in pods")
 		return v
 	}
 	for _, client := range t.Scenario.Clusters {
@@ -119,19 +247,28 @@ func CheckXFCC(ctx context.Context, t *Target) Verdict {
 		}
 		pod, err := t.pod(ctx, client.Name, "curl")
 		if err != nil {
-			v.Inconclusive = err
-			return v
+			v.cannot("%v", err)
+			continue
 		}
-		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", []string{"curl", "-sS", "--max-time", "5", "httpbin.sample:8000/headers"})
+		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", requestLoop(1, "httpbin.sample:8000/headers"))
 		if err != nil {
-			v.fail("curl in %s could not reach httpbin: %v %s", client.Name, err, strings.TrimSpace(stderr))
+			v.cannot("running curl in %s/%s of %s: %v %s", pod.Namespace, pod.Name, client.Name, err, strings.TrimSpace(stderr))
+			continue
+		}
+		replies := parseReplies(out)
+		if len(replies) != 1 {
+			v.cannot("curl in %s printed no status line: %s", client.Name, truncate(out+stderr, 200))
+			continue
+		}
+		if bad := failedReplies(replies); bad != "" {
+			v.fail("httpbin did not answer curl in %s: %s %s", client.Name, bad, strings.TrimSpace(stderr))
 			continue
 		}
 		var body struct {
 			Headers map[string][]string `json:"headers"`
 		}
-		if err := json.Unmarshal([]byte(out), &body); err != nil {
-			v.fail("httpbin's answer to curl in %s is not JSON: %.200s", client.Name, out)
+		if err := json.Unmarshal([]byte(replies[0].body), &body); err != nil {
+			v.fail("httpbin's answer to curl in %s is not JSON: %.200s", client.Name, replies[0].body)
 			continue
 		}
 		xfcc := strings.Join(body.Headers["X-Forwarded-Client-Cert"], ";")
@@ -166,12 +303,13 @@ var curlExitRE = regexp.MustCompile(`curl: \((\d+)\)`)
 
 // CheckPlaintextRefused sends a plaintext request to httpbin (STRICT mTLS) from curl-plain, a client
 // without a sidecar, in every cluster: httpbin's sidecar must reset it. curl then exits 56 (connection
-// reset) or 52 (empty reply); an answer means STRICT is not enforced, and any other error (DNS,
-// timeout, refused) leaves the check inconclusive, since the request never met the policy.
+// reset) or 52 (empty reply) with no HTTP status; any HTTP answer means STRICT is not enforced, and any
+// other error (DNS, timeout, refused) leaves the check not judged, since the request never met the
+// policy. It is a safety property: judged repeatedly over a window, a single answer fails it.
 func CheckPlaintextRefused(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	if t.Exec == nil {
-		v.Inconclusive = fmt.Errorf("no way to run commands in pods")
+		v.cannot("no way to run commands in pods")
 		return v
 	}
 	for _, client := range t.Scenario.Clusters {
@@ -180,23 +318,30 @@ func CheckPlaintextRefused(ctx context.Context, t *Target) Verdict {
 		}
 		pod, err := t.pod(ctx, client.Name, "curl-plain")
 		if err != nil {
-			v.Inconclusive = err
-			return v
-		}
-		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", []string{"curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "httpbin.sample:8000/headers"})
-		if err == nil {
-			v.fail("httpbin answered a plaintext request from %s's curl-plain (HTTP %s): STRICT mTLS is not enforced (PeerAuthentication httpbin-strict missing, or a PERMISSIVE/DISABLE policy overrides it)", client.Name, strings.TrimSpace(out))
+			v.cannot("%v", err)
 			continue
 		}
-		code := ""
+		out, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", []string{"curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "httpbin.sample:8000/headers"})
+		code := strings.TrimSpace(out)
+		if err == nil || (code != "" && code != "000") {
+			v.fail("httpbin answered a plaintext request from %s's curl-plain (HTTP %s): STRICT mTLS is not enforced (PeerAuthentication httpbin-strict missing, or a PERMISSIVE/DISABLE policy overrides it)", client.Name, code)
+			continue
+		}
+		exit := ""
 		if m := curlExitRE.FindStringSubmatch(stderr); m != nil {
-			code = m[1]
+			exit = m[1]
 		}
 		v.saw("from %s's curl-plain: %s", client.Name, strings.TrimSpace(stderr))
-		if code != "56" && code != "52" {
-			v.Inconclusive = fmt.Errorf("the plaintext request from %s's curl-plain failed before reaching httpbin's sidecar (%s): it proves nothing about STRICT", client.Name, strings.TrimSpace(stderr))
-			return v
+		if exit != "56" && exit != "52" {
+			v.cannot("the plaintext request from %s's curl-plain failed before reaching httpbin's sidecar (%s%v): it proves nothing about STRICT", client.Name, strings.TrimSpace(stderr), errSuffix(stderr, err))
 		}
 	}
 	return v
+}
+
+func errSuffix(stderr string, err error) string {
+	if strings.TrimSpace(stderr) == "" && err != nil {
+		return err.Error()
+	}
+	return ""
 }

@@ -4,112 +4,272 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/suites/probe/xds"
 )
 
-// gatewayStat is the east-west gateway's count of connections accepted on its 15443 (AUTO_PASSTHROUGH)
-// listener.
-const gatewayStat = "listener.0.0.0.0_15443.downstream_cx_total"
+// hostStatRE reads a per-host counter of Envoy's admin /clusters text output, one line per host and
+// stat: "<cluster>::<host>:<port>::<stat>::<value>" (Envoy's docs, operations/admin "GET /clusters";
+// source/server/admin/clusters_handler.cc). The host is an IP, or [IPv6].
+var hostStatRE = regexp.MustCompile(`(?m)^outbound\|5000\|\|helloworld\.sample\.svc\.cluster\.local::(\[[^\]]+\]|[^:]+):(\d+)::rq_total::(\d+)$`)
 
-var gatewayStatRE = regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(gatewayStat) + `: (\d+)$`)
-
-// gatewayPod is a running east-west gateway pod of a cluster.
-func (t *Target) gatewayPod(ctx context.Context, cluster string) (*corev1.Pod, error) {
-	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(istio.IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "istio=eastwestgateway"})
+// helloHostRequests reads, in a client's sidecar, how many requests it sent to each helloworld host
+// (pod IP or east-west gateway) with `pilot-agent request GET clusters`, as istioctl reads the admin
+// API. Per-host counters are kept whatever the stats inclusion says (Istio's pkg/bootstrap/config.go
+// filters the /stats names, not /clusters).
+func (t *Target) helloHostRequests(ctx context.Context, client scenario.Cluster) (map[string]int, error) {
+	pod, err := t.pod(ctx, client.Name, "curl")
 	if err != nil {
 		return nil, err
 	}
-	for i := range pods.Items {
-		if pods.Items[i].Status.Phase == corev1.PodRunning {
-			return &pods.Items[i], nil
-		}
+	stdout, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "istio-proxy", []string{"pilot-agent", "request", "GET", "clusters"})
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin /clusters of %s's curl sidecar: %v %s", client.Name, err, strings.TrimSpace(stderr))
 	}
-	return nil, fmt.Errorf("no running east-west gateway pod in %s/%s", cluster, istio.IstioNamespace)
-}
-
-// gatewayConnections reads the 15443 connection counter of every east-west gateway, through Envoy's
-// admin API in the gateway pod (`pilot-agent request GET stats`, as istioctl does).
-func (t *Target) gatewayConnections(ctx context.Context, clusters []string) (map[string]int, error) {
 	out := map[string]int{}
-	for _, c := range clusters {
-		pod, err := t.gatewayPod(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		stdout, stderr, err := t.Exec.Exec(ctx, c, pod.Namespace, pod.Name, "istio-proxy", []string{"pilot-agent", "request", "GET", "stats?filter=" + gatewayStat})
-		if err != nil {
-			return nil, fmt.Errorf("reading the stats of %s's east-west gateway: %v %s", c, err, strings.TrimSpace(stderr))
-		}
-		m := gatewayStatRE.FindStringSubmatch(stdout)
-		if m == nil {
-			out[c] = -1 // no 15443 listener at all
-			continue
-		}
-		out[c], _ = strconv.Atoi(m[1])
+	for _, m := range hostStatRE.FindAllStringSubmatch(stdout, -1) {
+		n, _ := strconv.Atoi(m[3])
+		out[strings.Trim(m[1], "[]")+":"+m[2]] = n
 	}
 	return out, nil
 }
 
-// CheckGatewayTraffic proves that cross-network requests go through the east-west gateways: it reads
-// every gateway's 15443 connection count, sends requests to helloworld from a client on each network,
-// and expects the count of another network's gateway to rise. Requests that reach other networks
-// without entering a gateway mean the sidecars send to remote pod IPs (the network is misconfigured).
+// CheckGatewayTraffic proves that cross-network requests go through the east-west gateways: a client
+// on each network sends requests to helloworld; the replies say which cluster answered, and the
+// client's sidecar counts the requests it sent to each host (per-host rq_total). Every request answered
+// by another network must have been sent to that network's gateway on 15443: requests answered there
+// with no rise at its gateways went to pod IPs directly, and requests that entered a gateway with no
+// answer from its network mean the gateway does not pass them. Per-request counters at the client are
+// used because gateway connection counts do not rise per request (sidecars pool connections).
 func CheckGatewayTraffic(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	if t.Exec == nil {
-		v.Inconclusive = fmt.Errorf("no way to run commands in pods")
+		v.cannot("no way to run commands in pods")
+		return v
+	}
+	owners, err := t.helloOwners(ctx)
+	if err != nil {
+		v.cannot("%v", err)
 		return v
 	}
 	for _, client := range t.Scenario.Clusters {
-		var remote []string
+		remote := map[string][]string{} // network -> its clusters
 		for _, c := range mesh(t, client.Mesh) {
-			if c.Network != client.Network && t.topo().NeedsEastWestGateway(c) {
-				remote = append(remote, c.Name)
+			if c.Network != client.Network {
+				remote[c.Network] = append(remote[c.Network], c.Name)
 			}
 		}
 		if len(remote) == 0 {
 			continue
 		}
-		before, err := t.gatewayConnections(ctx, remote)
+		gws, _ := t.meshGateways(ctx, client.Mesh)
+		before, err := t.helloHostRequests(ctx, client)
 		if err != nil {
-			v.Inconclusive = err
-			return v
-		}
-		pod, err := t.pod(ctx, client.Name, "curl")
-		if err != nil {
-			v.Inconclusive = err
-			return v
-		}
-		n := 10 * len(mesh(t, client.Mesh))
-		cmd := helloRequests(n)
-		if _, stderr, err := t.Exec.Exec(ctx, client.Name, pod.Namespace, pod.Name, "curl", cmd); err != nil {
-			v.fail("curl in %s could not run its requests: %v %s", client.Name, err, strings.TrimSpace(stderr))
+			v.cannot("%v", err)
 			continue
 		}
-		after, err := t.gatewayConnections(ctx, remote)
+		n := 10 * len(mesh(t, client.Mesh))
+		replies, err := t.sendHello(ctx, client, n)
 		if err != nil {
-			v.Inconclusive = err
-			return v
+			v.cannot("%v", err)
+			continue
 		}
-		rose := false
-		for _, c := range remote {
-			v.saw("from %s: %s's gateway %s %d -> %d", client.Name, c, gatewayStat, before[c], after[c])
-			switch {
-			case after[c] < 0:
-				v.fail("%s's east-west gateway has no 15443 listener: apply Istio's expose-services (AUTO_PASSTHROUGH Gateway on port 15443)", c)
-			case after[c] > before[c]:
-				rose = true
+		after, err := t.helloHostRequests(ctx, client)
+		if err != nil {
+			v.cannot("%v", err)
+			continue
+		}
+		reached := reachedBy(replies, owners)
+		for _, network := range sortedNetworks(remote) {
+			answered := 0
+			for _, c := range remote[network] {
+				answered += reached[c]
 			}
-		}
-		if !rose {
-			v.fail("%d requests from %s entered no other network's east-west gateway on 15443 (%s unchanged): its sidecar does not route other networks through the gateways; check the network labels and meshNetworks", n, client.Name, strings.Join(remote, ", "))
+			sent := 0
+			var at []string
+			for _, g := range gws {
+				if g.network != network {
+					continue
+				}
+				for _, ip := range g.ips {
+					host := ip + ":15443"
+					sent += after[host] - before[host]
+					at = append(at, host)
+				}
+			}
+			v.saw("from %s: %d requests answered by %s; the sidecar sent %d to its gateways %v", client.Name, answered, network, sent, at)
+			switch {
+			case len(at) == 0:
+				v.fail("network %s has no east-west gateway with an address, so requests from %s cannot reach it", network, client.Name)
+			case answered > 0 && sent == 0:
+				v.fail("%d requests from %s were answered by %s without passing its east-west gateway %v: the sidecar reaches that network's pods directly; check the network labels (%s) and meshNetworks", answered, client.Name, network, at, istio.NetworkLabel)
+			case answered == 0 && sent > 0:
+				v.fail("%d requests from %s entered %s's east-west gateway %v but none was answered by %s: the gateway does not pass helloworld (expose-services on 15443) or the pods behind it refuse it", sent, client.Name, network, at, network)
+			case answered == 0:
+				v.fail("no request from %s reached network %s or its gateway %v (reached %s)", client.Name, network, at, describe(reached))
+			}
 		}
 	}
 	return v
+}
+
+func sortedNetworks(m map[string][]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// gatewayListener is the east-west gateway's AUTO_PASSTHROUGH listener (expose-services' port 15443).
+const gatewayListener = "0.0.0.0_15443"
+
+// sniFor is the SNI a sidecar sends to reach host:port through an east-west gateway, which the
+// gateway's AUTO_PASSTHROUGH filter chains match (model.BuildDNSSrvSubsetKey, used by
+// builtAutoPassthroughFilterChains in pilot/pkg/networking/core/gateway.go).
+func sniFor(host string, port int) string { return fmt.Sprintf("outbound_.%d_._.%s", port, host) }
+
+// exposedBy lists the hosts (with their port) that cluster c's east-west gateway must pass through:
+// every sample service of a multi-network mesh (expose-services: *.local), or, in a federated
+// scenario, only the hosts its mesh exports; and the hosts it must not pass.
+func (t *Target) exposedBy(c scenario.Cluster) (want, never map[string]int) {
+	want, never = map[string]int{}, map[string]int{}
+	samples := map[string]int{"helloworld.sample.svc.cluster.local": 5000, "httpbin.sample.svc.cluster.local": 8000}
+	if f := t.Scenario.Istio.Federation; f != nil && t.Scenario.Istio.Model == scenario.Federated {
+		exported := map[string]bool{}
+		for _, e := range f.Exports {
+			if e.Mesh == c.Mesh {
+				for _, h := range e.Hosts {
+					exported[h] = true
+				}
+			}
+		}
+		for h, p := range samples {
+			if exported[h] {
+				want[h] = p
+			} else if !t.topo().MultiNetworkMesh(c.Mesh) {
+				never[h] = p
+			}
+		}
+		return want, never
+	}
+	if t.topo().MultiNetworkMesh(c.Mesh) {
+		return samples, never
+	}
+	return want, never
+}
+
+// CheckGatewayConfig reads the configuration istiod sends each east-west gateway, as the gateway pod's
+// own proxy (a router node): the 15443 AUTO_PASSTHROUGH listener must exist and pass the services the
+// mesh exposes (by their SNI), and nothing a federated mesh does not export. This catches a missing
+// expose-services Gateway without sending any traffic, on every provider.
+func CheckGatewayConfig(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	for _, c := range t.Scenario.Clusters {
+		if !t.topo().NeedsEastWestGateway(c) {
+			continue
+		}
+		want, never := t.exposedBy(c)
+		if len(want) == 0 && len(never) == 0 {
+			continue
+		}
+		pod, err := t.gatewayPodAny(ctx, c.Name)
+		if err != nil {
+			v.record(err, "finding %s's east-west gateway pod", c.Name)
+			continue
+		}
+		snap, err := t.proxyFetch(ctx, c, pod, xds.RouterProxy, xds.Request{Listeners: true})
+		if err != nil {
+			v.record(err, "reading the configuration of %s's east-west gateway", c.Name)
+			continue
+		}
+		var names []string
+		for n := range snap.Listeners {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		v.saw("%s's east-west gateway listeners: %v", c.Name, names)
+		l := snap.Listeners[gatewayListener]
+		if l == nil {
+			if len(want) > 0 {
+				v.fail("%s's east-west gateway has no 15443 AUTO_PASSTHROUGH listener (it has %v): %s", c.Name, names, t.whyNoPassthrough(ctx, c.Name))
+			}
+			continue
+		}
+		snis := map[string]bool{}
+		for _, fc := range l.GetFilterChains() {
+			for _, sn := range fc.GetFilterChainMatch().GetServerNames() {
+				snis[sn] = true
+			}
+		}
+		for _, h := range sortedKeys(want) {
+			if !snis[sniFor(h, want[h])] {
+				v.fail("%s's east-west gateway does not pass %s (no filter chain for SNI %s on 15443): the Gateway on 15443 does not select it (its hosts), so requests from other networks to it fail", c.Name, h, sniFor(h, want[h]))
+			}
+		}
+		for _, h := range sortedKeys(never) {
+			if snis[sniFor(h, never[h])] {
+				v.fail("%s's east-west gateway passes %s, which mesh %s does not export: other meshes can reach it; narrow the 15443 Gateway's hosts to the exported ones", c.Name, h, c.Mesh)
+			}
+		}
+	}
+	return v
+}
+
+// gatewayPodAny is an east-west gateway pod of a cluster that has an IP (Running, or on kwok nodes).
+func (t *Target) gatewayPodAny(ctx context.Context, cluster string) (*corev1.Pod, error) {
+	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(istio.IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "istio=eastwestgateway"})
+	if err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		if pods.Items[i].Status.PodIP != "" && pods.Items[i].DeletionTimestamp == nil {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no east-west gateway pod with an IP in %s/%s", cluster, istio.IstioNamespace)
+}
+
+var gatewaysGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
+
+// whyNoPassthrough names what is missing: no Gateway with an AUTO_PASSTHROUGH server on 15443 selects
+// the east-west gateway.
+func (t *Target) whyNoPassthrough(ctx context.Context, cluster string) string {
+	primary := t.topo().Serving(*t.Scenario.Cluster(cluster)).Name
+	list, err := t.Clients[primary].Dynamic.Resource(gatewaysGVR).Namespace(istio.IstioNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Sprintf("listing Gateways in %s: %v", primary, err)
+	}
+	for _, gw := range list.Items {
+		servers, _, _ := unstructured.NestedSlice(gw.Object, "spec", "servers")
+		for _, s := range servers {
+			m, _ := s.(map[string]any)
+			port, _, _ := unstructured.NestedInt64(m, "port", "number")
+			mode, _, _ := unstructured.NestedString(m, "tls", "mode")
+			if port == 15443 && mode == "AUTO_PASSTHROUGH" {
+				return fmt.Sprintf("Gateway %s/%s in %s has an AUTO_PASSTHROUGH server on 15443, but it does not select the gateway pod (selector istio=eastwestgateway?)", istio.IstioNamespace, gw.GetName(), primary)
+			}
+		}
+	}
+	return fmt.Sprintf("no Gateway with an AUTO_PASSTHROUGH server on port 15443 in %s's %s: apply Istio's samples/multicluster/expose-services.yaml", primary, istio.IstioNamespace)
+}
+
+func sortedKeys(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

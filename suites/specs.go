@@ -211,6 +211,12 @@ var _ = Describe("MC-DISCOVERY", Label("MC-DISCOVERY"), func() {
 	It("a cluster-local service stays in its cluster", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		safety(ctx, CheckClusterLocal)
 	})
+	It("every remote secret's API server answers its credentials now and grants what istiod needs", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		check(ctx, CheckRemoteAPIServers)
+	})
+	It("every cluster of a mesh runs the mesh's ID and trust domain", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		check(ctx, CheckMeshIdentity)
+	})
 	It("requests from curl reach helloworld in every cluster", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
 		dataPlane(ctx, "curl helloworld.sample:5000 from every cluster, ReachedClusters semantics", converges, CheckReachedClusters)
 	})
@@ -222,6 +228,9 @@ var _ = Describe("MC-MTLS", Label("MC-MTLS"), func() {
 	})
 	It("workload certificates chain to the mesh root, carry SPIFFE identities and verify across clusters", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		check(ctx, CheckWorkloadCertificates)
+	})
+	It("clients in every cluster reach the mesh's services over Istio mTLS", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		safety(ctx, CheckClientMTLS)
 	})
 	It("X-Forwarded-Client-Cert shows the caller's identity", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
 		dataPlane(ctx, "XFCC from httpbin", converges, CheckXFCC)
@@ -242,6 +251,9 @@ var _ = Describe("MC-CROSS-NETWORK", Label("MC-CROSS-NETWORK"), func() {
 	})
 	It("other networks' endpoints appear only as their east-west gateway on 15443, weighted by their endpoints", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		check(ctx, CheckEndpoints)
+	})
+	It("every east-west gateway passes the mesh's services on its 15443 AUTO_PASSTHROUGH listener", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		check(ctx, CheckGatewayConfig)
 	})
 	It("requests cross networks through the east-west gateways", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
 		dataPlane(ctx, "requests across networks", converges, CheckReachedClusters)
@@ -269,7 +281,13 @@ var _ = Describe("MC-FEDERATION", Label("MC-FEDERATION"), func() {
 		}
 	})
 	It("exported services are reachable from other meshes only through the exporting gateway", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
-		check(ctx, CheckFederation)
+		safety(ctx, CheckFederation)
+	})
+	It("each mesh's east-west gateways pass exactly the services it exports", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		check(ctx, CheckGatewayConfig)
+	})
+	It("each mesh's sidecars trust the other meshes' workload certificates", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		check(ctx, CheckTrustBundle)
 	})
 	It("workload identities carry each mesh's own trust domain", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		check(ctx, CheckWorkloadCertificates)

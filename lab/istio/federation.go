@@ -68,9 +68,16 @@ func (in *Installer) federationMeshConfig(c scenario.Cluster) (map[string]any, e
 	out := map[string]any{"trustDomainAliases": aliases}
 	if len(cas) > 0 {
 		out["caCertificates"] = cas
+		// Extra roots reach the sidecars only as the trust bundle istiod pushes over PCDS, which needs
+		// ISTIO_MULTIROOT_MESH on istiod and PROXY_CONFIG_XDS_AGENT on the agents (Istio's
+		// tests/integration/security/ca_custom_root/main_test.go setupConfig).
+		out["defaultConfig"] = map[string]any{"proxyMetadata": map[string]any{"PROXY_CONFIG_XDS_AGENT": "true"}}
 	}
 	return out, nil
 }
+
+// MultiRootEnv is istiod's environment for a mesh that trusts more than its own root.
+const MultiRootEnv = "ISTIO_MULTIROOT_MESH"
 
 // federationSteps: exporting primaries get an AUTO_PASSTHROUGH Gateway for their exported hosts only;
 // every primary of another mesh imports each exported host as a ServiceEntry whose endpoints are

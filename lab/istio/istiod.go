@@ -75,6 +75,9 @@ func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
 	for k, v := range fed {
 		values["meshConfig"].(map[string]any)[k] = v
 	}
+	if _, multiRoot := fed["caCertificates"]; multiRoot {
+		values["pilot"] = map[string]any{"env": map[string]any{MultiRootEnv: "true"}}
+	}
 	return in.renderer().Render(ChartIstiod, "istiod", IstioNamespace, values)
 }
 

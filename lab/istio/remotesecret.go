@@ -163,3 +163,8 @@ func (in *Installer) waitSynced(ctx context.Context, p scenario.Cluster, watched
 		}
 	}
 }
+
+// DebugJSON reads one of istiod's debug endpoints (/debug/mesh, /debug/networkz, ...) as JSON.
+func DebugJSON(ctx context.Context, debugAddr, path string, v any) error {
+	return getJSON(ctx, "http://"+debugAddr+path, v)
+}

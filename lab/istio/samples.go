@@ -74,6 +74,11 @@ func sampleObjectsFor(i int, keep func(app string) bool) ([]*unstructured.Unstru
 				o.SetLabels(map[string]string{"app": "helloworld", "version": v})
 				_ = unstructured.SetNestedStringMap(o.Object, map[string]string{"app": "helloworld", "version": v}, "spec", "selector", "matchLabels")
 				_ = unstructured.SetNestedStringMap(o.Object, map[string]string{"app": "helloworld", "version": v}, "spec", "template", "metadata", "labels")
+				// The sample prints SERVICE_VERSION: set it as gen-helloworld.sh does, or every
+				// cluster's pods would answer "Hello version: v1".
+				if err := setEnv(o, "SERVICE_VERSION", v); err != nil {
+					return nil, err
+				}
 			}
 			out = append(out, o)
 		}
@@ -156,4 +161,25 @@ func waitInjected(ctx context.Context, kc *kube.Client, want int) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// setEnv sets an environment variable on every container of a Deployment.
+func setEnv(d *unstructured.Unstructured, name, value string) error {
+	containers, _, err := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	if err != nil {
+		return err
+	}
+	for i, ct := range containers {
+		m, _ := ct.(map[string]any)
+		env, _, _ := unstructured.NestedSlice(m, "env")
+		var kept []any
+		for _, e := range env {
+			if em, _ := e.(map[string]any); em["name"] != name {
+				kept = append(kept, e)
+			}
+		}
+		m["env"] = append(kept, map[string]any{"name": name, "value": value})
+		containers[i] = m
+	}
+	return unstructured.SetNestedSlice(d.Object, containers, "spec", "template", "spec", "containers")
 }
