@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -301,6 +302,11 @@ func (t *Target) whyMissingGateway(ctx context.Context, client scenario.Cluster,
 	if err == nil && svc.Labels[istio.NetworkLabel] != g.network {
 		return fmt.Sprintf("Service %s/%s in %s lacks %s=%s, so istiod does not know it as %s's gateway", istio.IstioNamespace, istio.EastWestGatewayName, g.cluster, istio.NetworkLabel, g.network, g.network)
 	}
+	// istiod leaves out cross-network endpoints that are not mTLS (ep_filters.go: "Cross-network traffic
+	// relies on mTLS for SNI routing").
+	if why := t.whyPlaintext(ctx, client, "helloworld.sample.svc.cluster.local"); strings.HasPrefix(why, "turned off by") {
+		return "istiod sends no cross-network endpoint that is not mTLS, and mTLS is " + why
+	}
 	other := t.Scenario.Cluster(g.cluster)
 	if other == nil {
 		return "unknown cluster"
@@ -331,4 +337,3 @@ func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster)
 	}
 	return fmt.Sprintf("istiod of %s has no remote secret for %s", serving.Name, other.Name)
 }
-

@@ -139,7 +139,7 @@ func CheckMeshIdentity(ctx context.Context, t *Target) Verdict {
 		}
 		v.saw("istiod of %s: meshId %q trustDomain %q aliases %v", p.Name, mc.DefaultConfig.MeshID, mc.TrustDomain, mc.TrustDomainAliases)
 		if mc.DefaultConfig.MeshID != want.ID {
-			v.fail("istiod of %s runs mesh ID %q, but %s belongs to mesh %q with %s: its proxies announce another mesh, so locality and cross-cluster routing across the mesh break; set global.meshID (meshConfig.defaultConfig.meshId) to %q", p.Name, mc.DefaultConfig.MeshID, p.Name, want.ID, strings.Join(names(mesh(t, want.ID)), ", "), want.ID)
+			v.fail("istiod of %s runs mesh ID %q, but %s belongs to mesh %q with %s: every cluster of a mesh must share one mesh ID (Istio's multicluster install), and the proxies it configures announce another mesh; set global.meshID (meshConfig.defaultConfig.meshId) to %q", p.Name, mc.DefaultConfig.MeshID, p.Name, want.ID, strings.Join(names(mesh(t, want.ID)), ", "), want.ID)
 		}
 		if mc.TrustDomain != want.TrustDomain {
 			v.fail("istiod of %s issues identities in trust domain %q, want %q (mesh %s): workloads of the other clusters reject them; set meshConfig.trustDomain", p.Name, mc.TrustDomain, want.TrustDomain, want.ID)

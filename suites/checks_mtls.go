@@ -23,11 +23,11 @@ import (
 func (t *Target) clusterRoot(ctx context.Context, cluster string) ([]byte, string, error) {
 	s, err := t.Clients[cluster].Kube.CoreV1().Secrets(istio.IstioNamespace).Get(ctx, istio.CACertsSecret, metav1.GetOptions{})
 	if err != nil {
-		return nil, "", err
+		return nil, "", apiErr(err)
 	}
 	root, err := pki.FirstCert(s.Data[pki.RootCertFile])
 	if err != nil {
-		return nil, "", fmt.Errorf("cacerts of %s: %w", cluster, err)
+		return nil, "", finding(fmt.Errorf("cacerts of %s: %w", cluster, err))
 	}
 	return s.Data[pki.RootCertFile], pki.Fingerprint(root), nil
 }
@@ -39,7 +39,7 @@ func CheckRootsEqual(ctx context.Context, t *Target) Verdict {
 	for _, c := range t.Scenario.Clusters {
 		_, fp, err := t.clusterRoot(ctx, c.Name)
 		if err != nil {
-			v.fail("%s has no usable cacerts: %v", c.Name, err)
+			v.record(err, "%s has no usable cacerts", c.Name)
 			continue
 		}
 		v.saw("%s (mesh %s) root sha256 %s", c.Name, c.Mesh, fp)
@@ -81,7 +81,7 @@ func CheckWorkloadCertificates(ctx context.Context, t *Target) Verdict {
 		}
 		root, _, err := t.clusterRoot(ctx, serving.Name)
 		if err != nil {
-			v.fail("%s has no usable cacerts for %s: %v", serving.Name, c.Name, err)
+			v.record(err, "%s has no usable cacerts for %s", serving.Name, c.Name)
 			continue
 		}
 		tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(istio.SampleNamespace).CreateToken(ctx, "curl",

@@ -76,7 +76,7 @@ func safety(ctx context.Context, f func(context.Context, *Target) Verdict) { jud
 // alone fails it as inconclusive.
 func judge(ctx context.Context, p property, f func(context.Context, *Target) Verdict) {
 	attempts, final := runAttempts(ctx, current, p, f)
-	AddReportEntry(reports.AttemptsEntry, summarizeAttempts(p, attempts))
+	AddReportEntry(reports.AttemptsEntry, summarizeAttempts(p, attempts), ReportEntryVisibilityFailureOrVerbose)
 	for _, a := range attempts {
 		AddReportEntry("attempt", fmt.Sprintf("+%s %s %s", a.at.Round(time.Millisecond), a.outcome(), oneLine(a.verdict)), ReportEntryVisibilityNever)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab/istio"
@@ -79,6 +80,15 @@ type FindingError struct{ Err error }
 
 func (e *FindingError) Error() string { return e.Err.Error() }
 func (e *FindingError) Unwrap() error { return e.Err }
+
+// apiErr classifies an API server's answer: an object that is not there is a finding about the mesh;
+// anything else (refused, timeout, forbidden to the harness) is the infrastructure's.
+func apiErr(err error) error {
+	if apierrors.IsNotFound(err) {
+		return finding(err)
+	}
+	return err
+}
 
 // finding marks err as a finding about the mesh.
 func finding(err error) error {
