@@ -15,7 +15,7 @@ MCLAB    := $(BIN)/mclab
 # Integration tests and benchmarks run real clusters; unit tests alone: make unit.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build lab down status plan verify tools test unit integration bench verify-code clean
+.PHONY: all build lab down status plan verify name tools test unit integration bench verify-code clean
 
 all: build
 
@@ -37,6 +37,10 @@ down: build
 ## verify: run the conformance suites against the lab (LABEL_FILTER=..., REPORT_DIR=...)
 verify: build
 	$(MCLAB) verify --name $(NAME) $(if $(LABEL_FILTER),--label-filter '$(LABEL_FILTER)') $(if $(REPORT_DIR),--report-dir $(REPORT_DIR))
+
+## name: print the lab name `make lab` gives these variables (for scripts: mclab verify --name "$$(make -s name)")
+name:
+	@echo $(NAME)
 
 ## status: describe the lab
 status: build

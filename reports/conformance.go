@@ -365,3 +365,39 @@ func summary(p ProfileReport) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Markdown renders the verdict as a Markdown table, for CI job summaries ($GITHUB_STEP_SUMMARY).
+func (cr *ConformanceReport) Markdown() string {
+	var b strings.Builder
+	icon := map[string]string{Conformant: "✅", NonConformant: "❌", Inconclusive: "⚠️"}[cr.Verdict]
+	fmt.Fprintf(&b, "### mclab verify: %s %s\n\n", icon, cr.VerdictLine())
+	fmt.Fprintf(&b, "Lab `%s` (provider %s, %s), Istio %s, Kubernetes %s\n\n", cr.Environment.Lab, cr.Environment.Provider, cr.Implementation.Model, orUnknown(cr.Environment.IstioVersion), orUnknown(cr.Environment.KubernetesVersion))
+	for _, r := range cr.Reasons {
+		fmt.Fprintf(&b, "- %s\n", mdEscape(r))
+	}
+	if len(cr.Reasons) > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString("| profile | result | passed | failed | skipped | not applicable | out of scope |\n|---|---|---|---|---|---|---|\n")
+	for _, p := range cr.Profiles {
+		s := p.Core.Statistics
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d |\n", p.Name, p.Core.Result, s.Passed, s.Failed, s.Skipped, s.NotApplicable, s.OutOfScope)
+	}
+	var failed []string
+	for _, p := range cr.Profiles {
+		for _, f := range p.Core.FailedTests {
+			failed = append(failed, fmt.Sprintf("- **%s** %s (%s): %s", p.Name, mdEscape(f.Name), f.Verdict, mdEscape(firstLine(f.Reason))))
+		}
+	}
+	if len(failed) > 0 {
+		b.WriteString("\n" + strings.Join(failed, "\n") + "\n")
+	}
+	return b.String()
+}
+
+func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s) }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

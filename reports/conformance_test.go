@@ -137,3 +137,16 @@ func TestProfilesAndLevels(t *testing.T) {
 		t.Errorf("MC-B: %+v", b.Core)
 	}
 }
+
+func TestMarkdownSummary(t *testing.T) {
+	cr := Build(types.Report{PreRunStats: types.PreRunStats{TotalSpecs: 2, SpecsThatWillRun: 2}, SpecReports: []types.SpecReport{
+		spec("roots | equal", types.SpecStateFailed, NonConformant, "MC-A", Required, ControlPlane),
+		spec("b", types.SpecStatePassed, "", "MC-A", Required, ControlPlane),
+	}}, []string{"MC-A"}, controlPlaneOnLocal, Implementation{Model: "multi-primary"}, Environment{Lab: "lab1", Provider: "local"})
+	md := cr.Markdown()
+	for _, want := range []string{"❌ non-conformant (control plane; data plane not run", "| MC-A | failure | 1 | 1 | 0 | 0 | 0 |", `**MC-A** roots \| equal (non-conformant): roots \| equal failed`} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+}

@@ -9,8 +9,12 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"mclab.dev/mclab/lab/labtest"
@@ -55,6 +59,10 @@ func TestIntegrationVerify(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	meshFile = func(cluster string) string {
+		return filepath.Join(stateDir, "labs", "multi-network", "local", cluster, "istiod", "etc", "istio", "config", "mesh")
+	}
+	verdictRules(t, bin, stateDir, kcPath)
 	faults := []struct {
 		name  string
 		seed  func(t *testing.T)
@@ -97,24 +105,23 @@ func TestIntegrationVerify(t *testing.T) {
 		}, "network label missing on c2's istio-system", ""},
 		{"cluster-local setting missing from istiod's mesh config", func(t *testing.T) {
 			// istiod watches its mesh config file: drop serviceSettings from c1's.
-			mesh := filepath.Join(stateDir, "labs", "multi-network", "local", "c1", "istiod", "etc", "istio", "config", "mesh")
-			data, err := os.ReadFile(mesh)
-			must(t, err)
-			var kept []string
-			skip := false
-			for _, line := range strings.Split(string(data), "\n") {
-				if strings.HasPrefix(line, "serviceSettings:") {
-					skip = true
-					continue
-				}
-				if skip && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "-")) {
-					continue
-				}
-				skip = false
-				kept = append(kept, line)
-			}
-			must(t, os.WriteFile(mesh, []byte(strings.Join(kept, "\n")), 0o600))
+			dropMeshSetting(t, meshFile("c1"), "serviceSettings:")
 		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2", ""},
+		{"expose-services Gateway deleted", func(t *testing.T) {
+			gw := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
+			must(t, dynamicClient(t, strings.TrimSpace(kcPath), "multi-network-c2").Resource(gw).Namespace("istio-system").Delete(ctx, "cross-network-gateway", metav1.DeleteOptions{}))
+		}, "c2's east-west gateway has no 15443 AUTO_PASSTHROUGH listener", "no Gateway with an AUTO_PASSTHROUGH server on port 15443 in c2's istio-system"},
+		{"a PeerAuthentication turns mTLS off in c2's sample namespace", func(t *testing.T) {
+			applyPeerAuthentication(t, strings.TrimSpace(kcPath), "DISABLE")
+		}, "a client in c2 reaches helloworld.sample.svc.cluster.local in plaintext", "turned off by PeerAuthentication sample/mtls-off in c2 (mtls.mode DISABLE)"},
+		{"meshID differs in c2", func(t *testing.T) {
+			data, err := os.ReadFile(meshFile("c2"))
+			must(t, err)
+			if !strings.Contains(string(data), "meshId: mesh1") {
+				t.Fatalf("c2's mesh config has no meshId: mesh1:\n%s", data)
+			}
+			must(t, os.WriteFile(meshFile("c2"), []byte(strings.ReplaceAll(string(data), "meshId: mesh1", "meshId: mesh-other")), 0o600))
+		}, `istiod of c2 runs mesh ID "mesh-other", but c2 belongs to mesh "mesh1"`, ""},
 		{"east-west gateway without an address", func(t *testing.T) {
 			svc, err := c2.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
 			must(t, err)
@@ -155,6 +162,8 @@ func TestIntegrationVerify(t *testing.T) {
 			if leak := grepTree(t, evidence, "eyJ", "PRIVATE KEY-----\n"); leak != "" {
 				t.Errorf("the evidence bundle carries a secret: %s", leak)
 			}
+			// A user's object is not mclab's to converge: remove the PeerAuthentication the fault added.
+			_ = dynamicClient(t, strings.TrimSpace(kcPath), "multi-network-c2").Resource(peerAuthGVR).Namespace("sample").Delete(ctx, "mtls-off", metav1.DeleteOptions{})
 			if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
 				t.Fatalf("up must converge the lab after the fault: %s", stderr)
 			}
@@ -170,6 +179,8 @@ func TestIntegrationVerify(t *testing.T) {
 		})
 	}
 
+	remoteAPIServerStopped(t, bin, stateDir)
+
 	// Inconclusive: the lab's API servers are gone.
 	mclab(t, bin, stateDir, "down", "--name", "multi-network")
 	dir := filepath.Join(t.TempDir(), "gone")
@@ -181,6 +192,34 @@ func TestIntegrationVerify(t *testing.T) {
 		t.Errorf("JUnit must be written when setup fails: %v %s", err, junit)
 	}
 }
+
+// meshFile is the path of a cluster's istiod mesh config in the lab under test.
+var meshFile func(cluster string) string
+
+var peerAuthGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}
+
+// applyPeerAuthentication creates (or updates) sample/mtls-off in c2 with the given mode.
+func applyPeerAuthentication(t *testing.T, kubeconfig, mode string) {
+	t.Helper()
+	must(t, peerAuthentication(dynamicClient(t, kubeconfig, "multi-network-c2"), mode))
+}
+
+// peerAuthentication applies sample/mtls-off with mode (safe from any goroutine).
+func peerAuthentication(dc dynamic.Interface, mode string) error {
+	pa := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+		"metadata": map[string]any{"name": "mtls-off", "namespace": "sample"},
+		"spec":     map[string]any{"mtls": map[string]any{"mode": mode}},
+	}}
+	data, err := pa.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	_, err = dc.Resource(peerAuthGVR).Namespace("sample").Patch(context.Background(), "mtls-off", types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "mclab-test", Force: ptrTo(true)})
+	return err
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // grepTree returns the first file under dir containing any of the strings, with the string.
 func grepTree(t *testing.T, dir string, needles ...string) string {

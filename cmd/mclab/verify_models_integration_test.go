@@ -25,27 +25,30 @@ func TestIntegrationVerifyModels(t *testing.T) {
 	stateDir := labtest.StateRoot(t)
 	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
 	ctx := context.Background()
+	type fault struct {
+		seed  func(t *testing.T, kubeconfig, labDir string)
+		cause string
+	}
 	for _, tc := range []struct {
 		scenario string
-		fault    func(t *testing.T, kubeconfig string)
-		cause    string
+		faults   []fault
 	}{
 		{scenario: "single-network"},
 		{scenario: "single-network-primary-remote"},
-		{scenario: "multi-network-primary-remote", fault: func(t *testing.T, kc string) {
+		{scenario: "multi-network-primary-remote", faults: []fault{{func(t *testing.T, kc, _ string) {
 			c2 := client(t, kc, "multi-network-primary-remote-c2")
 			must(t, c2.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, "istio-sidecar-injector", metav1.DeleteOptions{}))
 			must(t, c2.CoreV1().Pods("sample").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "app=curl"}))
-		}, cause: "curl in remote c2 was not injected"},
-		{scenario: "multi-network-federated", fault: func(t *testing.T, kc string) {
-			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kc},
-				&clientcmd.ConfigOverrides{CurrentContext: "multi-network-federated-c2"}).ClientConfig()
-			must(t, err)
-			dc, err := dynamic.NewForConfig(cfg)
-			must(t, err)
+		}, "curl in remote c2 was not injected"}}},
+		{scenario: "multi-network-federated", faults: []fault{{func(t *testing.T, kc, _ string) {
+			dc := dynamicClient(t, kc, "multi-network-federated-c2")
 			se := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
 			must(t, dc.Resource(se).Namespace("sample").Delete(ctx, "httpbin-from-mesh1", metav1.DeleteOptions{}))
-		}, cause: "gets no endpoint for httpbin.sample.svc.cluster.local exported by mesh1"},
+		}, "gets no endpoint for httpbin.sample.svc.cluster.local exported by mesh1"}, {func(t *testing.T, _, labDir string) {
+			// The federation trust bundle loses the other mesh's root: c1's istiod (it watches its mesh
+			// file) pushes a PCDS bundle without mesh2's root.
+			dropMeshSetting(t, filepath.Join(labDir, "local", "c1", "istiod", "etc", "istio", "config", "mesh"), "caCertificates:")
+		}, "the trust bundle istiod of c1 pushes lacks mesh mesh2's root"}}},
 		{scenario: "federated-shared-root"},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
@@ -62,21 +65,78 @@ func TestIntegrationVerifyModels(t *testing.T) {
 			if !strings.Contains(string(report), "provider local runs no containers") {
 				t.Errorf("data-plane checks must be reported as skipped with the reason:\n%s", report)
 			}
-			if tc.fault == nil {
-				return
+			if !strings.Contains(out, "Verdict: conformant (control plane; data plane not run: provider local runs no containers") {
+				t.Errorf("the verdict must name its scope:\n%s", out)
 			}
 			kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", tc.scenario)
-			tc.fault(t, strings.TrimSpace(kc))
-			for i := 0; i < 20; i++ {
-				out, stderr, code = mclab(t, bin, stateDir, "verify", "--name", tc.scenario, "--report-dir", filepath.Join(t.TempDir(), "fault"))
-				if code == 1 && strings.Contains(out, tc.cause) {
-					break
+			labDir := filepath.Join(stateDir, "labs", tc.scenario)
+			for _, f := range tc.faults {
+				f.seed(t, strings.TrimSpace(kc), labDir)
+				for i := 0; i < 20; i++ {
+					out, stderr, code = mclab(t, bin, stateDir, "verify", "--name", tc.scenario, "--report-dir", filepath.Join(t.TempDir(), "fault"))
+					if code == 1 && strings.Contains(out, f.cause) {
+						break
+					}
+					time.Sleep(500 * time.Millisecond)
 				}
-				time.Sleep(500 * time.Millisecond)
-			}
-			if code != 1 || !strings.Contains(out, tc.cause) {
-				t.Errorf("with the fault, verify must exit 1 naming %q; got %d:\n%s%s", tc.cause, code, out, stderr)
+				if code != 1 || !strings.Contains(out, f.cause) {
+					t.Errorf("with the fault, verify must exit 1 naming %q; got %d:\n%s%s", f.cause, code, out, stderr)
+				}
+				if _, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", tc.scenario, "--provider", "local"); code != 0 {
+					t.Fatalf("up must converge the lab after the fault: %s", stderr)
+				}
+				if !eventuallyConformant(t, bin, stateDir, tc.scenario) {
+					t.Errorf("the converged lab is not conformant again")
+				}
 			}
 		})
 	}
+}
+
+// dynamicClient talks to one context of a lab's kubeconfig.
+func dynamicClient(t *testing.T, kubeconfig, context string) dynamic.Interface {
+	t.Helper()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
+		&clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	must(t, err)
+	dc, err := dynamic.NewForConfig(cfg)
+	must(t, err)
+	return dc
+}
+
+// dropMeshSetting removes a top-level setting (and its indented value) from an istiod mesh config
+// file; istiod watches the file and reloads it.
+func dropMeshSetting(t *testing.T, path, key string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	must(t, err)
+	var kept []string
+	skip := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, key) {
+			skip = true
+			continue
+		}
+		if skip && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "-")) {
+			continue
+		}
+		skip = false
+		kept = append(kept, line)
+	}
+	if !skip && len(kept) == len(strings.Split(string(data), "\n")) {
+		t.Fatalf("%s has no %s", path, key)
+	}
+	must(t, os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600))
+}
+
+// eventuallyConformant runs verify until it exits 0 (a converged lab settles within seconds).
+func eventuallyConformant(t *testing.T, bin, stateDir, lab string) bool {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		if _, _, code := mclab(t, bin, stateDir, "verify", "--name", lab, "--report-dir", filepath.Join(t.TempDir(), "healed")); code == 0 {
+			return true
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return false
 }

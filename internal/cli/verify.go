@@ -113,6 +113,13 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		}
 	}
 	printVerdict(g.streams.Out, cr, o.reportDir)
+	// In GitHub Actions, the verdict table goes to the job's summary page too.
+	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
+		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			_, _ = f.WriteString(cr.Markdown() + "\n")
+			_ = f.Close()
+		}
+	}
 	if code := reports.ExitCode(cr.Verdict); code != 0 {
 		return &exitError{code: code, err: fmt.Errorf("lab %s is %s", o.name, cr.Verdict)}
 	}
@@ -234,6 +241,9 @@ func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) e
 func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
 	fmt.Fprintf(w, "\nVerdict: %s\n", cr.VerdictLine())
 	for _, r := range cr.Reasons {
+		if strings.Contains(r, "selects no spec") {
+			r += fmt.Sprintf(" (filter %q; labels: %s)", cr.Scope.LabelFilter, strings.Join(suites.KnownLabels(), ", "))
+		}
 		fmt.Fprintf(w, "  ! %s\n", r)
 	}
 	for _, p := range cr.Profiles {

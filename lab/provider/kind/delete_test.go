@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"mclab.dev/mclab/lab/provider/kind/kindtest"
+	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/lab/state"
 )
 
@@ -35,15 +37,20 @@ exit 0
 }
 
 // TestDeleteRemovesOnlyTheLabsClusters: down (and the clean-up of a failed up) deletes every kind
-// cluster of the lab and no other, and leaves the user's kubeconfig alone.
+// cluster of the lab and no other (not lab-3's, whose names share the prefix "lab-"), and leaves the
+// user's kubeconfig alone.
 func TestDeleteRemovesOnlyTheLabsClusters(t *testing.T) {
-	log := fakeDockerOnPath(t, `lab-c1\nlab-c2\nother-c1\n`)
+	log := fakeDockerOnPath(t, `lab-c1\nlab-c2\nlab-3-c1\nlab-3-c2\nlab-3-c3\nother-c1\n`)
 	userKC := filepath.Join(t.TempDir(), "user-kubeconfig")
 	if err := os.WriteFile(userKC, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("KUBECONFIG", userKC)
-	p := New(Config{Lab: "lab", Store: state.Store{Root: t.TempDir()}})
+	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{Lab: "lab", Store: state.Store{Root: t.TempDir()}, Scenario: s})
 	if err := p.Delete(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -60,5 +67,41 @@ func TestDeleteRemovesOnlyTheLabsClusters(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(userKC); string(got) != "apiVersion: v1\nkind: Config\n" {
 		t.Errorf("the user's kubeconfig was edited:\n%s", got)
+	}
+}
+
+// TestDownOfLabLeavesTheLabWhoseNameItPrefixes: `make lab; make lab CLUSTERS=3; make down` made labs
+// "a" and "a-3"; down of "a" deletes exactly the clusters "a" recorded at create.
+func TestDownOfLabLeavesTheLabWhoseNameItPrefixes(t *testing.T) {
+	rt := &kindtest.Runtime{}
+	root := t.TempDir()
+	labOf := func(name string, n int) *Provider {
+		s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Default()
+		return New(Config{Lab: name, Store: state.Store{Root: root}, Scenario: s, Runtime: rt, Out: &strings.Builder{}, GOOS: "linux"})
+	}
+	a, a3 := labOf("a", 2), labOf("a-3", 3)
+	for _, p := range []*Provider{a, a3} {
+		if err := p.create(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(rt.Clusters(), ","); got != "a-3-c1,a-3-c2,a-3-c3,a-c1,a-c2" {
+		t.Fatalf("clusters after both ups: %s", got)
+	}
+	if err := a.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rt.Clusters(), ","); got != "a-3-c1,a-3-c2,a-3-c3" {
+		t.Errorf("down of lab a left %s, want exactly lab a-3's clusters", got)
+	}
+	if err := a3.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.Clusters(); len(got) != 0 {
+		t.Errorf("down of lab a-3 left %v", got)
 	}
 }

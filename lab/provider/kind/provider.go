@@ -2,6 +2,7 @@ package kind
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -202,6 +203,15 @@ func suffix(i int) string {
 func (p *Provider) create(ctx context.Context) error {
 	opts := kindOptions(p.cfg.Scenario)
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return err
+	}
+	// Record the kind clusters this lab owns before creating any, so down (and an interrupted up)
+	// deletes exactly these, never another lab's by name prefix.
+	var names []string
+	for _, c := range p.cfg.Scenario.Clusters {
+		names = append(names, ClusterName(p.cfg.Lab, c.Name))
+	}
+	if err := p.recordClusters(names); err != nil {
 		return err
 	}
 	existing, _ := p.cfg.Runtime.ListClusters()
@@ -417,17 +427,55 @@ func (p *Provider) client(ctx context.Context, cluster string) (*kube.Client, er
 	return kube.NewClientFromKubeconfig(cluster, kc)
 }
 
-// Delete implements provider.Provider: every kind cluster of the lab, then the provider's files.
+// clustersFile records the kind clusters a lab created.
+func (p *Provider) clustersFile() string { return filepath.Join(p.dir, "kind-clusters.json") }
+
+// ownedCluster is a kind cluster of the lab and the lab's name for it.
+type ownedCluster struct {
+	Kind    string `json:"kind"`
+	Cluster string `json:"cluster"`
+}
+
+func (p *Provider) recordClusters(names []string) error {
+	var owned []ownedCluster
+	for i, c := range p.cfg.Scenario.Clusters {
+		owned = append(owned, ownedCluster{Kind: names[i], Cluster: c.Name})
+	}
+	data, err := json.MarshalIndent(owned, "", "  ")
+	if err != nil {
+		return err
+	}
+	return state.WriteFile(p.clustersFile(), data)
+}
+
+// owned returns the kind clusters this lab created: the record written at create, else (a lab from
+// before the record) the exact names its scenario gives. Never a prefix match: lab "a" must not take
+// lab "a-3"'s clusters.
+func (p *Provider) owned() []ownedCluster {
+	var owned []ownedCluster
+	if data, err := os.ReadFile(p.clustersFile()); err == nil && json.Unmarshal(data, &owned) == nil {
+		return owned
+	}
+	if p.cfg.Scenario != nil {
+		for _, c := range p.cfg.Scenario.Clusters {
+			owned = append(owned, ownedCluster{Kind: ClusterName(p.cfg.Lab, c.Name), Cluster: c.Name})
+		}
+	}
+	return owned
+}
+
+// Delete implements provider.Provider: exactly the kind clusters the lab created, then the provider's
+// files.
 func (p *Provider) Delete(ctx context.Context) error {
 	existing, err := p.cfg.Runtime.ListClusters()
 	if err == nil {
-		prefix := p.cfg.Lab + "-"
-		for _, n := range existing {
-			if cluster, ok := strings.CutPrefix(n, prefix); ok {
-				// The kubeconfig kind wrote at create: never the user's own.
-				if err := p.cfg.Runtime.DeleteCluster(n, p.kindKubeconfig(cluster)); err != nil {
-					return err
-				}
+		for _, o := range p.owned() {
+			if !slices.Contains(existing, o.Kind) {
+				continue
+			}
+			// The kubeconfig kind wrote at create: never the user's own.
+			if err := p.cfg.Runtime.DeleteCluster(o.Kind, p.kindKubeconfig(o.Cluster)); err != nil {
+				return err
 			}
 		}
 	}

@@ -1,0 +1,126 @@
+package suites
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sequence returns a check that gives the verdicts in order, then repeats the last.
+func sequence(vs ...Verdict) func(context.Context, *Target) Verdict {
+	i := 0
+	return func(context.Context, *Target) Verdict {
+		v := vs[min(i, len(vs)-1)]
+		i++
+		return v
+	}
+}
+
+var (
+	pass   = Verdict{}
+	broken = Verdict{Failures: []string{"plaintext accepted"}}
+	infra  = Verdict{Inconclusive: errors.New("port-forward to istiod: connection refused")}
+)
+
+func fastTiming(t *testing.T) {
+	t.Helper()
+	s, w, p := Settle, Window, Poll
+	Settle, Window, Poll = 300*time.Millisecond, 300*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { Settle, Window, Poll = s, w, p })
+}
+
+func TestConvergencePassesAfterFailuresAndSaysSo(t *testing.T) {
+	fastTiming(t)
+	attempts, final := runAttempts(context.Background(), &Target{}, converges, sequence(broken, broken, pass))
+	if !final.Passed() || len(attempts) != 3 {
+		t.Fatalf("final %+v after %d attempts", final, len(attempts))
+	}
+	if got := summarizeAttempts(converges, attempts); !strings.HasPrefix(got, "passed after 2 failures in ") {
+		t.Errorf("summary %q", got)
+	}
+}
+
+func TestConvergenceThatNeverPassesFails(t *testing.T) {
+	fastTiming(t)
+	attempts, final := runAttempts(context.Background(), &Target{}, converges, sequence(broken))
+	if msg, verdict := outcome(final); verdict != "non-conformant" || msg != "plaintext accepted" {
+		t.Errorf("outcome %q %q", verdict, msg)
+	}
+	if got := summarizeAttempts(converges, attempts); !strings.HasPrefix(got, "failed ") {
+		t.Errorf("summary %q", got)
+	}
+}
+
+// A safety property that is violated once in five attempts is violated: the first success must not
+// hide it (the old retry passed on the first success).
+func TestSafetyFlappingPropertyFails(t *testing.T) {
+	fastTiming(t)
+	attempts, final := runAttempts(context.Background(), &Target{}, holds, sequence(pass, pass, broken, pass, pass))
+	if len(final.Failures) == 0 {
+		t.Fatalf("a flapping safety property passed after %d attempts", len(attempts))
+	}
+	if got := summarizeAttempts(holds, attempts); !strings.HasPrefix(got, "violated at attempt 3 of 3") {
+		t.Errorf("summary %q", got)
+	}
+}
+
+func TestSafetyHoldsOverTheWindow(t *testing.T) {
+	fastTiming(t)
+	attempts, final := runAttempts(context.Background(), &Target{}, holds, sequence(pass))
+	if !final.Passed() || len(attempts) < 3 {
+		t.Fatalf("final %+v, %d attempts", final, len(attempts))
+	}
+	if got := summarizeAttempts(holds, attempts); !strings.HasPrefix(got, "held over ") {
+		t.Errorf("summary %q", got)
+	}
+}
+
+// A violation found in one part of a check stands beside a part that could not be judged.
+func TestViolationBesideInconclusive(t *testing.T) {
+	both := Verdict{Failures: []string{"istiod of c1 runs mesh ID \"x\""}}
+	both.cannot("istiod of c2 /debug/mesh: connection refused")
+	msg, verdict := outcome(both)
+	if verdict != "non-conformant" || !strings.Contains(msg, `mesh ID "x"`) || !strings.Contains(msg, "also not judged: istiod of c2") {
+		t.Errorf("outcome %q %q", verdict, msg)
+	}
+	if _, verdict := outcome(infra); verdict != "inconclusive" {
+		t.Errorf("infra alone must be inconclusive, got %s", verdict)
+	}
+}
+
+func TestRecordSortsFindingsFromInfrastructure(t *testing.T) {
+	var v Verdict
+	v.record(finding(errors.New("x509: certificate signed by unknown authority")), "reading the endpoints of c1")
+	v.record(errors.New("dial tcp 127.0.0.1:15012: connect: connection refused"), "reading the endpoints of c2")
+	if len(v.Failures) != 1 || !strings.Contains(v.Failures[0], "c1: x509") {
+		t.Errorf("failures %q", v.Failures)
+	}
+	if v.Inconclusive == nil || !strings.Contains(v.Inconclusive.Error(), "c2: dial tcp") {
+		t.Errorf("inconclusive %v", v.Inconclusive)
+	}
+}
+
+func TestResolveScope(t *testing.T) {
+	local := &Target{Provider: "local"}
+	local.Capabilities.NoContainersReason = "provider local runs no containers"
+	s, filter, err := ResolveScope(local, "", "")
+	if err != nil || s.String() != "control plane; data plane not run: provider local runs no containers" || filter != "" {
+		t.Errorf("default on local: %q %q %v", s.String(), filter, err)
+	}
+	s, filter, err = ResolveScope(local, "control-plane", "MC-MTLS")
+	if err != nil || filter != "(MC-MTLS) && control-plane" || !s.Explicit {
+		t.Errorf("explicit view: %q %v", filter, err)
+	}
+	if _, _, err := ResolveScope(local, "all", ""); err != nil {
+		t.Errorf("all: %v", err)
+	}
+	var ue *UsageError
+	if _, _, err := ResolveScope(local, "everything", ""); !errors.As(err, &ue) || !strings.Contains(err.Error(), "--view") {
+		t.Errorf("bad view: %v", err)
+	}
+	if _, _, err := ResolveScope(local, "", "MC-MTLS &&"); !errors.As(err, &ue) || !strings.Contains(err.Error(), "labels: MC-DISCOVERY") {
+		t.Errorf("bad filter: %v", err)
+	}
+}
