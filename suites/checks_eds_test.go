@@ -1,8 +1,15 @@
 package suites
 
 import (
+	"context"
+	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/scenario"
 )
 
@@ -45,5 +52,25 @@ func TestExpectedGatewayWeights(t *testing.T) {
 	simple := []gateway{{network: "n1", cluster: "c1", addr: "a1"}, {network: "n2", cluster: "c3", addr: "a3"}}
 	if w := expectedGatewayWeights("n1", clusters[:2], map[string]int{"c1": 1, "c3": 3}, simple); w["a3"] != 3 || len(w) != 1 {
 		t.Errorf("simple: %v", w)
+	}
+}
+
+// An AWS load balancer publishes only a hostname: it is the gateway's address, resolved as istiod
+// resolves it.
+func TestHostnameGatewayAddress(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "istio-eastwestgateway", Namespace: "istio-system"},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{Hostname: "localhost"}}}}}
+	s := mustCompose(t, scenario.MultiNetwork, 2)
+	tg := &Target{Scenario: s, Clients: map[string]*kube.Client{"c1": {Name: "c1", Kube: fake.NewClientset(svc)}}}
+	addr, err := GatewayAddress(context.Background(), tg, "c1")
+	if err != nil || addr != "localhost" {
+		t.Fatalf("address %q, %v", addr, err)
+	}
+	ips := resolveGateway(context.Background(), addr)
+	if !slices.Contains(ips, "127.0.0.1") && !slices.Contains(ips, "::1") {
+		t.Errorf("localhost resolved to %v", ips)
+	}
+	if got := resolveGateway(context.Background(), "198.18.0.1"); len(got) != 1 || got[0] != "198.18.0.1" {
+		t.Errorf("an IP is itself: %v", got)
 	}
 }

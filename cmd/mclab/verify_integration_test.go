@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,8 +160,13 @@ func TestIntegrationVerify(t *testing.T) {
 			if fi, err := os.Stat(evidence + ".tar.gz"); err != nil || fi.Size() == 0 {
 				t.Errorf("no evidence tarball: %v", err)
 			}
-			if leak := grepTree(t, evidence, "eyJ", "PRIVATE KEY-----\n"); leak != "" {
-				t.Errorf("the evidence bundle carries a secret: %s", leak)
+			// Every file verify wrote (reports, evidence, logs copied in): no JWT, no PEM key, no
+			// base64-encoded PEM key; files 0600, folders 0700.
+			if leak := grepTree(t, lastReport, "eyJ", "PRIVATE KEY-----", "LS0tLS1CRUdJTiBFQyBQUklWQVRF", "LS0tLS1CRUdJTiBQUklWQVRF", "LS0tLS1CRUdJTiBSU0EgUFJJVkFURS"); leak != "" {
+				t.Errorf("the reports carry a secret: %s", leak)
+			}
+			if loose := looseModes(t, lastReport); loose != "" {
+				t.Errorf("report files must be 0600 and folders 0700: %s", loose)
 			}
 			// A user's object is not mclab's to converge: remove the PeerAuthentication the fault added.
 			_ = dynamicClient(t, strings.TrimSpace(kcPath), "multi-network-c2").Resource(peerAuthGVR).Namespace("sample").Delete(ctx, "mtls-off", metav1.DeleteOptions{})
@@ -220,6 +226,30 @@ func peerAuthentication(dc dynamic.Interface, mode string) error {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// looseModes returns the first file (not 0600) or folder (not 0700) under dir.
+func looseModes(t *testing.T, dir string) string {
+	t.Helper()
+	found := ""
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || found != "" {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want {
+			found = fmt.Sprintf("%s is %v", path, fi.Mode().Perm())
+		}
+		return nil
+	})
+	return found
+}
 
 // grepTree returns the first file under dir containing any of the strings, with the string.
 func grepTree(t *testing.T, dir string, needles ...string) string {
