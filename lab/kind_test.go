@@ -7,6 +7,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,11 +125,67 @@ func TestAutoProviderSaysWhy(t *testing.T) {
 	}{
 		{"docker daemon down", runtimes{"docker": ""}, "local", "provider auto: chose local because no container runtime answered (docker: Cannot connect to the Docker daemon"},
 		{"nothing installed", runtimes{}, "local", "docker: not installed; podman: not installed"},
-		{"docker answers", runtimes{"docker": "28.1.1"}, "kind", "provider auto: chose kind because docker answered (engine 28.1.1)"},
+		{"docker answers, images there", runtimes{"docker": "28.1.1"}, "kind", "provider auto: chose kind because docker answered (engine 28.1.1)"},
 		{"podman only", runtimes{"podman": "5.2.0"}, "local", "mclab's kind provider drives Docker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &lab.Manager{Store: state.Store{Root: t.TempDir()}, Out: io.Discard, Runner: tc.runner}
+			pl, _, err := m.Plan(t.Context(), s, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pl.Provider != tc.provider || len(pl.Notes) != 1 || !strings.Contains(pl.Notes[0], tc.note) {
+				t.Errorf("provider %s, notes %q; want %s and %q", pl.Provider, pl.Notes, tc.provider, tc.note)
+			}
+		})
+	}
+}
+
+// offlineDocker answers like this machine's Docker 20.10.24 with the kind-offline node image built and
+// no registry reachable (outputs recorded from the real daemon).
+type offlineDocker struct{ present []string }
+
+func (o offlineDocker) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	if name != "docker" {
+		return nil, &exec.RunError{Command: append([]string{name}, args...), Err: osexec.ErrNotFound}
+	}
+	fail := func(out string) ([]byte, error) {
+		return []byte(out), &exec.RunError{Command: append([]string{name}, args...), Output: []byte(out), Err: errors.New("exit status 1")}
+	}
+	switch {
+	case args[0] == "version":
+		return []byte("20.10.24+dfsg1\n"), nil
+	case args[0] == "image" && args[1] == "inspect":
+		img := args[len(args)-1]
+		if slices.Contains(o.present, img) {
+			return []byte("sha256:4f1c8e0b\n"), nil
+		}
+		return fail("Error response from daemon: no such image: " + img + ": No such image: " + img + "\n")
+	case args[0] == "pull":
+		host, _, _ := strings.Cut(args[1], "/")
+		return fail(`Error response from daemon: Get "https://` + host + `/v2/": dial tcp: lookup ` + host + " on 10.255.255.53:53: no such host\n")
+	}
+	return nil, errors.New("unexpected docker " + strings.Join(args, " "))
+}
+
+// TestAutoChoosesLocalWhenKindCannotStart: Docker answers but nothing can be pulled (this machine with
+// kind-offline's node image): a kind lab would fail at MetalLB, so auto chooses local and says why;
+// with the images present it chooses kind.
+func TestAutoChoosesLocalWhenKindCannotStart(t *testing.T) {
+	t.Setenv("MCLAB_KIND_NODE_IMAGE", "mclab.local/kind-node:v1.37.2")
+	s, _ := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	for _, tc := range []struct {
+		name     string
+		present  []string
+		provider string
+		note     string
+	}{
+		{"node image only", []string{"mclab.local/kind-node:v1.37.2"}, "local", "provider auto: chose local because docker answered (engine 20.10.24+dfsg1), but image registry.istio.io/testing/metallb/controller:v0.14.3 is not in docker and cannot be pulled (Error response from daemon: Get \"https://registry.istio.io/v2/\": dial tcp: lookup registry.istio.io"},
+		{"no node image", nil, "local", "image mclab.local/kind-node:v1.37.2 is not in docker and cannot be pulled"},
+		{"everything loaded", []string{"mclab.local/kind-node:v1.37.2", "registry.istio.io/testing/metallb/controller:v0.14.3"}, "kind", "provider auto: chose kind because docker answered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &lab.Manager{Store: state.Store{Root: t.TempDir()}, Out: io.Discard, Runner: offlineDocker{tc.present}}
 			pl, _, err := m.Plan(t.Context(), s, "x")
 			if err != nil {
 				t.Fatal(err)

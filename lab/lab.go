@@ -55,7 +55,7 @@ var ErrMeshExists = errors.New("a mesh is already installed")
 
 // Plan resolves the provider and returns the lab's plan and its provider, without side effects.
 func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string) (*plan.Plan, provider.Provider, error) {
-	name, note, err := m.resolveProvider(ctx, s.Provider.Name)
+	name, note, err := m.resolveProvider(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -85,10 +85,11 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 	return pl, p, nil
 }
 
-func (m *Manager) resolveProvider(ctx context.Context, requested scenario.ProviderName) (scenario.ProviderName, string, error) {
+func (m *Manager) resolveProvider(ctx context.Context, s *scenario.Scenario) (scenario.ProviderName, string, error) {
+	requested := s.Provider.Name
 	switch requested {
 	case scenario.ProviderAuto, "":
-		d := provider.Detect(ctx, m.Runner)
+		d := provider.Detect(ctx, m.Runner, kind.RequiredImages(s)...)
 		if d.Provider == scenario.ProviderKind && !strings.HasPrefix(d.Reason, "docker") {
 			return scenario.ProviderLocal, fmt.Sprintf("provider auto: chose local: %s, but mclab's kind provider drives Docker (podman: run `mclab up --provider kind` with DOCKER_HOST at podman's socket)", d.Reason), nil
 		}

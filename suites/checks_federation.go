@@ -137,7 +137,8 @@ func CheckTrustBundle(ctx context.Context, t *Target) Verdict {
 		certs[m.ID] = is
 	}
 	for _, client := range t.topo().Primaries() {
-		snap, err := t.sidecarFetch(ctx, client, xds.Request{ProxyConfig: true})
+		// PCDS carries extra roots only with a root per mesh; a shared root needs none.
+		snap, err := t.sidecarFetch(ctx, client, xds.Request{ProxyConfig: f.Trust == scenario.TrustCACertificates})
 		if err != nil {
 			v.record(err, "reading the trust bundle a client in %s gets", client.Name)
 			continue

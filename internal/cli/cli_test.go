@@ -21,6 +21,8 @@ func run(t *testing.T, args ...string) (string, string, int) {
 
 // TestPlanGolden pins what `mclab plan` prints for the built-in scenarios on the local provider.
 func TestPlanGolden(t *testing.T) {
+	// The goldens pin kind's own node image: not the one kind-offline exports for the kind tests.
+	t.Setenv("MCLAB_KIND_NODE_IMAGE", "")
 	state := t.TempDir()
 	for _, tc := range []struct{ sc, provider string }{
 		{"multi-network", "local"}, {"single-network-primary-remote", "local"}, {"istio-ci", "local"}, {"multi-network-federated-3", "local"},

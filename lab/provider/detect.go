@@ -20,8 +20,11 @@ type Detection struct {
 	Reason string
 }
 
-// Detect asks the container runtimes kind supports (docker, then podman) whether their engine answers.
-func Detect(ctx context.Context, r exec.Runner) Detection {
+// Detect asks the container runtimes kind supports (docker, then podman) whether their engine answers
+// and, for docker, whether the images a kind lab needs (the node image, MetalLB's) are there or can be
+// pulled: on a machine where Docker runs but nothing can be pulled, a kind lab cannot start, so auto
+// chooses local and says why.
+func Detect(ctx context.Context, r exec.Runner, images ...string) Detection {
 	var why []string
 	for _, rt := range []struct {
 		name string
@@ -34,7 +37,13 @@ func Detect(ctx context.Context, r exec.Runner) Detection {
 		out, err := r.Run(cctx, rt.name, rt.args...)
 		cancel()
 		if err == nil {
-			return Detection{Provider: scenario.ProviderKind, Reason: fmt.Sprintf("%s answered (engine %s)", rt.name, strings.TrimSpace(string(out)))}
+			engine := fmt.Sprintf("%s answered (engine %s)", rt.name, strings.TrimSpace(string(out)))
+			if rt.name == "docker" {
+				if missing := unavailable(ctx, r, images); missing != "" {
+					return Detection{Provider: scenario.ProviderLocal, Reason: engine + ", but " + missing}
+				}
+			}
+			return Detection{Provider: scenario.ProviderKind, Reason: engine}
 		}
 		why = append(why, rt.name+": "+shortReason(err))
 	}
@@ -57,4 +66,29 @@ func shortReason(err error) string {
 		return re.Err.Error()
 	}
 	return err.Error()
+}
+
+// PullTimeout bounds auto's attempt to pull an image kind needs.
+var PullTimeout = 60 * time.Second
+
+// unavailable returns why one of images is neither in docker nor pullable, or "".
+func unavailable(ctx context.Context, r exec.Runner, images []string) string {
+	for _, img := range images {
+		if img == "" {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := r.Run(cctx, "docker", "image", "inspect", "--format", "{{.Id}}", img)
+		cancel()
+		if err == nil {
+			continue
+		}
+		cctx, cancel = context.WithTimeout(ctx, PullTimeout)
+		_, err = r.Run(cctx, "docker", "pull", img)
+		cancel()
+		if err != nil {
+			return fmt.Sprintf("image %s is not in docker and cannot be pulled (%s): a kind lab could not start; pull or load it (for the node image: set MCLAB_KIND_NODE_IMAGE), or run --provider kind to see the failure", img, shortReason(err))
+		}
+	}
+	return ""
 }

@@ -113,13 +113,14 @@ type LocalOptions struct {
 
 // KindOptions configures the kind provider.
 type KindOptions struct {
-	// NodeImage overrides the node image kind's version pins.
+	// NodeImage overrides the node image kind's version pins (default: $MCLAB_KIND_NODE_IMAGE, else
+	// kind's own).
 	NodeImage string `json:"nodeImage,omitempty"`
 	// Workers is the number of worker nodes per cluster (default 0).
 	Workers int `json:"workers,omitempty"`
 	// LoadBalancer is what gives LoadBalancer Services their addresses: metallb (default; installed by
-	// mclab with a pool per cluster) or cloud-provider-kind (run by the user on the host; mclab only
-	// waits for the addresses).
+	// mclab with a pool per cluster), cloud-provider-kind (run by the user on the host; mclab only
+	// waits for the addresses), or none (clusters-only labs: LoadBalancer Services stay pending).
 	LoadBalancer string `json:"loadBalancer,omitempty"`
 	// PreloadImages pulls Istio's and the samples' images once on the host and loads them into every
 	// node (as `kind load docker-image`), so N clusters do not pull N times (registry rate limits).

@@ -337,8 +337,8 @@ func (s *Scenario) validateImages() field.ErrorList {
 	}
 	if k := s.Provider.Kind; k != nil {
 		p := field.NewPath("provider", "kind")
-		if !slices.Contains([]string{"", KindLBMetalLB, KindLBCloudProviderKind}, k.LoadBalancer) {
-			errs = append(errs, field.NotSupported(p.Child("loadBalancer"), k.LoadBalancer, []string{KindLBMetalLB, KindLBCloudProviderKind}))
+		if !slices.Contains([]string{"", KindLBMetalLB, KindLBCloudProviderKind, KindLBNone}, k.LoadBalancer) {
+			errs = append(errs, field.NotSupported(p.Child("loadBalancer"), k.LoadBalancer, []string{KindLBMetalLB, KindLBCloudProviderKind, KindLBNone}))
 		}
 		if k.Workers < 0 || k.Workers > 10 {
 			errs = append(errs, field.Invalid(p.Child("workers"), k.Workers, "give 0 to 10 workers per cluster"))
@@ -359,6 +359,9 @@ func (s *Scenario) validateImages() field.ErrorList {
 const (
 	KindLBMetalLB           = "metallb"
 	KindLBCloudProviderKind = "cloud-provider-kind"
+	// KindLBNone installs nothing: LoadBalancer Services stay pending (clusters-only labs, or your own
+	// implementation).
+	KindLBNone = "none"
 )
 
 var imageTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/kind/pkg/apis/config/defaults"
 	"sigs.k8s.io/yaml"
 
 	"mclab.dev/mclab/fixtures"
@@ -101,11 +102,42 @@ const (
 )
 
 func kindOptions(s *scenario.Scenario) scenario.KindOptions {
+	var opts scenario.KindOptions
 	if s.Provider.Kind != nil {
-		return *s.Provider.Kind
+		opts = *s.Provider.Kind
 	}
-	return scenario.KindOptions{}
+	opts.NodeImage = NodeImage(s)
+	return opts
 }
+
+// EnvNodeImage names the node image when the scenario gives none (kind-offline's ensure.sh sets it).
+const EnvNodeImage = "MCLAB_KIND_NODE_IMAGE"
+
+// NodeImage is the node image of a scenario's kind clusters: provider.kind.nodeImage, else
+// $MCLAB_KIND_NODE_IMAGE, else "" (kind's own pinned image).
+func NodeImage(s *scenario.Scenario) string {
+	if s != nil && s.Provider.Kind != nil && s.Provider.Kind.NodeImage != "" {
+		return s.Provider.Kind.NodeImage
+	}
+	return os.Getenv(EnvNodeImage)
+}
+
+// RequiredImages are the images a kind lab of s cannot start without: the node image and, when mclab
+// installs MetalLB, its controller (what auto checks before choosing kind).
+func RequiredImages(s *scenario.Scenario) []string {
+	img := NodeImage(s)
+	if img == "" {
+		img = defaults.Image
+	}
+	out := []string{img}
+	if kindOptions(s).LoadBalancer == "" || kindOptions(s).LoadBalancer == scenario.KindLBMetalLB {
+		out = append(out, MetalLBControllerImage)
+	}
+	return out
+}
+
+// MetalLBControllerImage is the controller image of fixtures/metallb's manifest.
+const MetalLBControllerImage = "registry.istio.io/testing/metallb/controller:" + MetalLBVersion
 
 // Plan implements provider.Provider.
 func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
@@ -169,9 +201,12 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 		}
 		steps = append(steps, plan.Step{Title: "Preloading images into every node", Details: append(images, "pulled once on the host (docker pull), loaded into the nodes as `kind load docker-image` does"), Run: p.preload})
 	}
-	if p.loadBalancer() == scenario.KindLBMetalLB {
+	switch p.loadBalancer() {
+	case scenario.KindLBMetalLB:
 		steps = append(steps, plan.Step{Title: "Installing MetalLB", Details: lbDetails, Run: p.metallb})
-	} else {
+	case scenario.KindLBNone:
+		steps[0].Details = append(steps[0].Details, "LoadBalancer addresses: none (provider.kind.loadBalancer: none): LoadBalancer Services stay pending, so east-west gateways get no address")
+	default:
 		steps[0].Details = append(steps[0].Details, "LoadBalancer addresses: from cloud-provider-kind, which you run on the host (`go install sigs.k8s.io/cloud-provider-kind@latest`, then `sudo cloud-provider-kind`); mclab installs no MetalLB")
 	}
 	return steps, nil
