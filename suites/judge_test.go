@@ -124,3 +124,25 @@ func TestResolveScope(t *testing.T) {
 		t.Errorf("bad filter: %v", err)
 	}
 }
+
+// A safety check waits for what must appear after a push (an import, an endpoint), but never lets a
+// violation pass.
+func TestSafetyWaitsForConvergenceNotForViolations(t *testing.T) {
+	fastTiming(t)
+	pending := Verdict{Unconverged: []string{"a client in c2 gets no endpoint for httpbin"}}
+	attempts, final := runAttempts(context.Background(), &Target{}, holds, sequence(pending, pending, pass))
+	if !final.Passed() {
+		t.Errorf("a property that converged failed: %+v", final)
+	}
+	if got := summarizeAttempts(holds, attempts); !strings.Contains(got, "converged after 2") {
+		t.Errorf("summary %q", got)
+	}
+	_, final = runAttempts(context.Background(), &Target{}, holds, sequence(pending))
+	if msg, verdict := outcome(final); verdict != "non-conformant" || !strings.Contains(msg, "no endpoint for httpbin") {
+		t.Errorf("never converged: %q %q", verdict, msg)
+	}
+	_, final = runAttempts(context.Background(), &Target{}, holds, sequence(pending, broken, pass))
+	if !final.violated() {
+		t.Errorf("a violation while converging must stand: %+v", final)
+	}
+}

@@ -44,7 +44,8 @@ type property int
 const (
 	// converges: Eventually passes within Settle.
 	converges property = iota
-	// holds: Consistently passes over Window, from the first attempt.
+	// holds: no violation over Window, from the first attempt (Consistently); what must appear after
+	// a push (Unconverged) may take up to Settle (Eventually).
 	holds
 )
 
@@ -56,7 +57,7 @@ type attempt struct {
 
 func (a attempt) outcome() string {
 	switch {
-	case len(a.verdict.Failures) > 0:
+	case len(a.verdict.Failures) > 0 || len(a.verdict.Unconverged) > 0:
 		return reports.NonConformant
 	case a.verdict.Inconclusive != nil:
 		return reports.Inconclusive
@@ -92,8 +93,8 @@ func judge(ctx context.Context, p property, f func(context.Context, *Target) Ver
 // outcome is the message and verdict of a final verdict ("" when it passed).
 func outcome(v Verdict) (string, string) {
 	switch {
-	case len(v.Failures) > 0:
-		msg := strings.Join(v.Failures, "\n")
+	case len(v.Failures) > 0 || len(v.Unconverged) > 0:
+		msg := strings.Join(append(append([]string{}, v.Failures...), v.Unconverged...), "\n")
 		if v.Inconclusive != nil {
 			msg += "\n(also not judged: " + v.Inconclusive.Error() + ")"
 		}
@@ -118,9 +119,16 @@ func runAttempts(ctx context.Context, t *Target, p property, f func(context.Cont
 	g := gomega.NewGomega(func(string, ...int) {})
 	switch p {
 	case holds:
-		g.Consistently(ctx, probe).WithTimeout(Window).WithPolling(Poll).Should(passes)
+		safe := gcustom.MakeMatcher(func(v Verdict) (bool, error) { return !v.violated(), nil })
+		g.Consistently(ctx, probe).WithTimeout(Window).WithPolling(Poll).Should(safe)
+		if n := len(attempts); n > 0 && !attempts[n-1].verdict.violated() && !attempts[n-1].verdict.Passed() {
+			// No violation, but not everything is there yet: wait for it, still watching for violations.
+			g.Eventually(ctx, probe).WithTimeout(Settle).WithPolling(Poll).Should(gcustom.MakeMatcher(func(v Verdict) (bool, error) {
+				return v.Passed() || v.violated(), nil
+			}))
+		}
 		for _, a := range attempts {
-			if len(a.verdict.Failures) > 0 {
+			if a.verdict.violated() {
 				return attempts, a.verdict
 			}
 		}
@@ -149,12 +157,15 @@ func summarizeAttempts(p property, attempts []attempt) string {
 	span := last.at.Round(100 * time.Millisecond)
 	if p == holds {
 		for i, a := range attempts {
-			if len(a.verdict.Failures) > 0 {
+			if a.verdict.violated() {
 				return fmt.Sprintf("violated at attempt %d of %d over %s (held %d times before)", i+1, len(attempts), span, i)
 			}
 		}
 		if bad == 0 {
 			return fmt.Sprintf("held over %d attempts in %s", len(attempts), span)
+		}
+		if last.verdict.Passed() {
+			return fmt.Sprintf("held over %d attempts in %s (converged after %d)", len(attempts), span, bad)
 		}
 		return fmt.Sprintf("not judged in %d of %d attempts over %s", bad, len(attempts), span)
 	}

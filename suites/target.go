@@ -45,14 +45,24 @@ func (t *Target) topo() istio.Topology { return istio.Topology{S: t.Scenario} }
 
 // Verdict of one check.
 type Verdict struct {
-	// Failures are the diagnoses, one per broken property: cause first, evidence after.
+	// Failures are the diagnoses, one per broken property: cause first, evidence after. In a safety
+	// check they are violations (something that must never happen, happened).
 	Failures []string
+	// Unconverged are what a safety check expects to appear once istiod has pushed (an endpoint, an
+	// import) and did not see yet: retried like a convergence property, never a violation by itself
+	// until the settle time ends.
+	Unconverged []string
 	// Evidence is what was seen, for the report.
 	Evidence []string
 	// Inconclusive is set when a part of the check could not be judged because the harness or the
 	// infrastructure failed (not the mesh): which endpoint, which cluster, which call. A check keeps
 	// going after it, so a violation elsewhere is still found.
 	Inconclusive error
+}
+
+// notYet records something a safety check expects to appear after a push and does not see yet.
+func (v *Verdict) notYet(format string, args ...any) {
+	v.Unconverged = append(v.Unconverged, fmt.Sprintf(format, args...))
 }
 
 // cannot records a part of the check that could not be judged.
@@ -106,7 +116,12 @@ func (v *Verdict) saw(format string, args ...any) {
 }
 
 // Passed reports a clean verdict.
-func (v *Verdict) Passed() bool { return len(v.Failures) == 0 && v.Inconclusive == nil }
+func (v *Verdict) Passed() bool {
+	return len(v.Failures) == 0 && len(v.Unconverged) == 0 && v.Inconclusive == nil
+}
+
+// violated reports a safety violation.
+func (v *Verdict) violated() bool { return len(v.Failures) > 0 }
 
 // pod returns the first running pod of app in the sample namespace of a cluster.
 func (t *Target) pod(ctx context.Context, cluster, app string) (*corev1.Pod, error) {

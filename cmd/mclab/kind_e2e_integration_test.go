@@ -1,0 +1,207 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"mclab.dev/mclab/lab/labtest"
+)
+
+// realKind skips unless a Docker daemon answers and the kind node image is there: kind-offline's
+// ensure.sh (run by .ci/run) provides both on this machine; nothing can be pulled here.
+func realKind(t *testing.T) string {
+	t.Helper()
+	labtest.SkipIfShort(t)
+	image := os.Getenv("MCLAB_KIND_NODE_IMAGE")
+	if image == "" {
+		t.Skip(`real kind: MCLAB_KIND_NODE_IMAGE is not set (eval "$(../shared/kind-offline/ensure.sh)" first; .ci/run does)`)
+	}
+	if out, err := exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", image).CombinedOutput(); err != nil {
+		t.Skipf("real kind: node image %s is not in docker: %v %s", image, err, out)
+	}
+	return image
+}
+
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// kindContainers lists the node containers of kind clusters whose names start with prefix.
+func kindContainers(t *testing.T, prefix string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range strings.Fields(docker(t, "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster", "--format", "{{.Names}}")) {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func kindScenario(t *testing.T, name, image string, clusters int) string {
+	t.Helper()
+	var cs []string
+	for i := 1; i <= clusters; i++ {
+		cs = append(cs, fmt.Sprintf("- {name: c%d, network: network1}", i))
+	}
+	doc := fmt.Sprintf(`apiVersion: mclab.dev/v1alpha1
+kind: Scenario
+name: %s
+istio: {model: multi-primary}
+provider: {name: kind, kind: {nodeImage: %s, loadBalancer: none}}
+clusters:
+%s
+`, name, image, strings.Join(cs, "\n"))
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	must(t, os.WriteFile(path, []byte(doc), 0o600))
+	return path
+}
+
+// TestIntegrationRealKind runs the kind provider against the real Docker daemon and a locally built
+// node image (kind-offline): a 2-cluster single-network lab (clusters only: nothing else can be pulled
+// here), its kubeconfigs from the host and from the other cluster, routes between the nodes carrying
+// real traffic to the other cluster's pods, status, a second lab whose name the first one's prefixes
+// (down of one leaves the other), an interrupted up, and down leaving no container and the user's
+// kubeconfig untouched.
+func TestIntegrationRealKind(t *testing.T) {
+	image := realKind(t)
+	bin := buildMclab(t)
+	stateDir := labtest.StateRoot(t)
+	userKC := filepath.Join(t.TempDir(), "config")
+	must(t, os.WriteFile(userKC, []byte("apiVersion: v1\nkind: Config\nclusters: []\n"), 0o600))
+	t.Setenv("KUBECONFIG", userKC)
+	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
+
+	start := time.Now()
+	out, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", kindScenario(t, "kinde2e", image, 2), "--skip-istio")
+	if code != 0 {
+		t.Fatalf("up on real kind exited %d:\n%s%s", code, out, stderr)
+	}
+	t.Logf("real kind: 2-cluster lab up in %s", time.Since(start).Round(time.Second))
+	if got := kindContainers(t, "kinde2e-"); strings.Join(got, ",") != "kinde2e-c1-control-plane,kinde2e-c2-control-plane" && strings.Join(got, ",") != "kinde2e-c2-control-plane,kinde2e-c1-control-plane" {
+		t.Fatalf("node containers: %v", got)
+	}
+	if out, stderr, code := mclab(t, bin, stateDir, "status", "--name", "kinde2e"); code != 0 {
+		t.Errorf("status exited %d:\n%s%s", code, out, stderr)
+	}
+
+	kcPath, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", "kinde2e")
+	ctx := context.Background()
+	podCIDR := map[string]string{}
+	ip := map[string]string{}
+	for _, c := range []string{"c1", "c2"} {
+		cs := client(t, strings.TrimSpace(kcPath), "kinde2e-"+c)
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		must(t, err)
+		if len(nodes.Items) != 1 || !ready(nodes.Items[0]) {
+			t.Fatalf("%s nodes: %+v", c, nodes.Items)
+		}
+		podCIDR[c] = nodes.Items[0].Spec.PodCIDR
+		ip[c] = docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "kinde2e-"+c+"-control-plane")
+	}
+	// Routes: each node reaches the other cluster's pod CIDR through the other node.
+	routes := docker(t, "exec", "kinde2e-c1-control-plane", "ip", "route")
+	if !strings.Contains(routes, podCIDR["c2"]+" via "+ip["c2"]) {
+		t.Errorf("c1's node has no route to c2's pods (%s via %s):\n%s", podCIDR["c2"], ip["c2"], routes)
+	}
+	// Real traffic from c1's node to a pod of c2 (CoreDNS's health port) over that route.
+	c2 := client(t, strings.TrimSpace(kcPath), "kinde2e-c2")
+	var dnsIP string
+	for deadline := time.Now().Add(2 * time.Minute); dnsIP == "" && time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		pods, err := c2.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+		must(t, err)
+		for _, p := range pods.Items {
+			if p.Status.PodIP != "" && p.Status.Phase == corev1.PodRunning {
+				dnsIP = p.Status.PodIP
+			}
+		}
+	}
+	if dnsIP == "" {
+		t.Fatal("CoreDNS of c2 never got an IP")
+	}
+	if health := docker(t, "exec", "kinde2e-c1-control-plane", "curl", "-sS", "--max-time", "5", "http://"+dnsIP+":8080/health"); health != "OK" {
+		t.Errorf("c1's node reached c2's CoreDNS at %s: %q", dnsIP, health)
+	}
+	// The kubeconfig istiod would use from c1 (internal, rewritten to the container IP) reaches c2.
+	if v := docker(t, "exec", "kinde2e-c1-control-plane", "curl", "-sk", "--max-time", "5", "https://"+ip["c2"]+":6443/version"); !strings.Contains(v, `"gitVersion": "v1.37.2"`) {
+		t.Errorf("c2's API server from c1's node: %s", v)
+	}
+
+	// A second lab whose name shares the first one's prefix; down of the first leaves it.
+	if out, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", kindScenario(t, "kinde2e-2", image, 1), "--skip-istio"); code != 0 {
+		t.Fatalf("second lab: %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := mclab(t, bin, stateDir, "down", "--name", "kinde2e"); code != 0 {
+		t.Fatalf("down: %s", stderr)
+	}
+	if got := kindContainers(t, "kinde2e-"); len(got) != 1 || got[0] != "kinde2e-2-c1-control-plane" {
+		t.Errorf("down of kinde2e must leave exactly kinde2e-2's node, left %v", got)
+	}
+	if _, stderr, code := mclab(t, bin, stateDir, "down", "--name", "kinde2e-2"); code != 0 {
+		t.Fatalf("down: %s", stderr)
+	}
+	if got := kindContainers(t, "kinde2e"); len(got) != 0 {
+		t.Errorf("containers left after down: %v", got)
+	}
+	if data, _ := os.ReadFile(userKC); string(data) != "apiVersion: v1\nkind: Config\nclusters: []\n" {
+		t.Errorf("the user's kubeconfig was changed:\n%s", data)
+	}
+
+	// An interrupted up (Ctrl-C while kind creates the node) leaves nothing.
+	cmd := exec.Command(bin, "up", "--scenario", kindScenario(t, "kinde2e-int", image, 1), "--skip-istio")
+	cmd.Env = append(os.Environ(), "MCLAB_STATE_DIR="+stateDir)
+	pipe, err := cmd.StderrPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	var output strings.Builder
+	lines := bufio.NewScanner(pipe)
+	for lines.Scan() {
+		output.WriteString(lines.Text() + "\n")
+		if strings.Contains(lines.Text(), "Creating kind clusters") {
+			break
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(kindContainers(t, "kinde2e-int")) == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	}
+	must(t, cmd.Process.Signal(syscall.SIGINT))
+	for lines.Scan() {
+		output.WriteString(lines.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(output.String(), "nothing was left behind") {
+		t.Errorf("interrupted up: %v\n%s", err, output.String())
+	}
+	if got := kindContainers(t, "kinde2e-int"); len(got) != 0 {
+		t.Errorf("interrupted up left %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "labs", "kinde2e-int")); !os.IsNotExist(err) {
+		t.Errorf("interrupted up left its state: %v", err)
+	}
+}
+
+func ready(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
