@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,7 +119,7 @@ func TestIntegrationRealKind(t *testing.T) {
 	}
 	// Routes: each node reaches the other cluster's pod CIDR through the other node.
 	routes := docker(t, "exec", "kinde2e-c1-control-plane", "ip", "route")
-	if !strings.Contains(routes, podCIDR["c2"]+" via "+ip["c2"]) {
+	if !routedVia(routes, podCIDR["c2"], ip["c2"]) {
 		t.Errorf("c1's node has no route to c2's pods (%s via %s):\n%s", podCIDR["c2"], ip["c2"], routes)
 	}
 	// Real traffic from c1's node to a pod of c2 (CoreDNS's health port) over that route.
@@ -201,6 +202,24 @@ func ready(n corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// routedVia reports whether `ip route` output sends the node CIDR cidr through gateway via (a route to
+// the cluster's whole pod subnet counts).
+func routedVia(routes, cidr, via string) bool {
+	want, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(routes, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == "via" && f[2] == via {
+			if p, err := netip.ParsePrefix(f[0]); err == nil && p.Bits() <= want.Bits() && p.Contains(want.Addr()) {
+				return true
+			}
 		}
 	}
 	return false
