@@ -21,8 +21,12 @@ var secretForms = []func(token, keyPEM string) (doc string, secrets []string){
 		b := base64.StdEncoding.EncodeToString([]byte("admin:" + tok))
 		return "Authorization: Basic " + b, []string{b}
 	},
-	func(tok, _ string) (string, []string) { return "kube-apiserver --token=" + tok + " --v=2", []string{tok} },
-	func(tok, _ string) (string, []string) { return "users:\n- name: c2\n  user:\n    token: " + tok, []string{tok} },
+	func(tok, _ string) (string, []string) {
+		return "kube-apiserver --token=" + tok + " --v=2", []string{tok}
+	},
+	func(tok, _ string) (string, []string) {
+		return "users:\n- name: c2\n  user:\n    token: " + tok, []string{tok}
+	},
 	func(tok, _ string) (string, []string) {
 		j, _ := json.Marshal(map[string]any{"users": []any{map[string]any{"user": map[string]any{"token": tok}}}})
 		return string(j), []string{tok}
@@ -31,7 +35,9 @@ var secretForms = []func(token, keyPEM string) (doc string, secrets []string){
 		j, _ := json.MarshalIndent(map[string]any{"password": tok, "name": "x"}, "", "  ")
 		return string(j), []string{tok}
 	},
-	func(tok, _ string) (string, []string) { return "{token: " + tok + ", server: https://10.0.0.1:6443}", []string{tok} },
+	func(tok, _ string) (string, []string) {
+		return "{token: " + tok + ", server: https://10.0.0.1:6443}", []string{tok}
+	},
 	func(_, key string) (string, []string) { return key, []string{pemBody(key)} },
 	func(_, key string) (string, []string) {
 		b := base64.StdEncoding.EncodeToString([]byte(key))
