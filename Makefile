@@ -15,7 +15,7 @@ MCLAB    := $(BIN)/mclab
 # Integration tests and benchmarks run real clusters; unit tests alone: make unit.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build lab down status plan verify name tools test unit integration bench verify-code clean
+.PHONY: all build lab down status plan verify name images tools test unit integration bench verify-code clean
 
 all: build
 
@@ -49,6 +49,10 @@ status: build
 ## tools: build the upstream binaries (Kubernetes, etcd, kwok, istiod) once into the shared cache
 tools: build
 	$(MCLAB) tools
+
+## images: build the offline images a kind lab needs (pilot, proxyv2 without Envoy, echo, MetalLB) into Docker
+images: build
+	$(MCLAB) images
 
 ## test: every test, unit and integration (the integration tests run real local clusters)
 test: verify-code tools

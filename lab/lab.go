@@ -19,6 +19,7 @@ import (
 
 	"mclab.dev/mclab/lab/binaries"
 	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/images"
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
@@ -110,7 +111,8 @@ func (m *Manager) provider(name scenario.ProviderName, labName string, s *scenar
 			Out:      m.Out,
 		}), nil
 	case scenario.ProviderKind:
-		return kind.New(kind.Config{Lab: labName, Store: m.Store, Scenario: s, Runner: m.Runner, Runtime: m.KindRuntime, Tunnel: m.Tunnel, Out: m.Out}), nil
+		return kind.New(kind.Config{Lab: labName, Store: m.Store, Scenario: s, Runner: m.Runner, Runtime: m.KindRuntime, Tunnel: m.Tunnel, Out: m.Out,
+			Images: &images.Builder{CacheDir: m.CacheDir, Runner: m.Runner, Binaries: &binaries.Builder{CacheDir: m.CacheDir, Out: m.Out}, Out: m.Out}}), nil
 	case scenario.ProviderExisting:
 		p := existing.New(labName, s)
 		if m.Tunnel != nil {

@@ -104,6 +104,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newListCommand(g),
 		newVersionCommand(g),
 		newToolsCommand(g),
+		newImagesCommand(g),
 		newVerifyCommand(g),
 	)
 	return root

@@ -18,8 +18,10 @@ type scenarioFlags struct {
 	topology string
 	model    string
 	clusters int
-	provider string
-	name     string
+	provider      string
+	name          string
+	offlineImages bool
+	samples       string
 }
 
 func (f *scenarioFlags) add(cmd *cobra.Command) {
@@ -30,6 +32,8 @@ func (f *scenarioFlags) add(cmd *cobra.Command) {
 	fs.IntVar(&f.clusters, "clusters", scenario.DefaultClusters, "composed scenario: number of clusters")
 	fs.StringVar(&f.provider, "provider", "", "auto, kind, local or existing (default: the scenario's, else auto)")
 	fs.StringVar(&f.name, "name", "", "lab name (default: the scenario's name)")
+	fs.BoolVar(&f.offlineImages, "offline-images", false, "kind: build the images the lab needs from source and load them into the nodes (no registry needed; provider.kind.offlineImages)")
+	fs.StringVar(&f.samples, "samples", "", "sample workloads: sidecar or none (default: the scenario's, else sidecar; istio.samples)")
 }
 
 // resolve returns the scenario the flags choose, with the provider override applied, and the lab name.
@@ -59,6 +63,18 @@ func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string,
 			return nil, "", fmt.Errorf("--provider %q is not supported; use one of %v", f.provider, scenario.Providers)
 		}
 		s.Provider.Name = p
+	}
+	if f.offlineImages {
+		if s.Provider.Kind == nil {
+			s.Provider.Kind = &scenario.KindOptions{}
+		}
+		s.Provider.Kind.OfflineImages = true
+	}
+	if f.samples != "" {
+		s.Istio.Samples = f.samples
+	}
+	if err := s.Validate("flags"); err != nil {
+		return nil, "", err
 	}
 	name := s.Name
 	if f.name != "" {

@@ -182,7 +182,9 @@ func (in *Installer) Steps() []plan.Step {
 	if len(otherGateways) > 0 {
 		steps = append(steps, gateways(otherGateways))
 	}
-	steps = append(steps, plan.Step{Title: "Deploying sample workloads", Details: in.sampleDetails(), Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.samples) }})
+	if in.S.Istio.Samples != scenario.SamplesNone {
+		steps = append(steps, plan.Step{Title: "Deploying sample workloads", Details: in.sampleDetails(), Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.samples) }})
+	}
 	if f := in.federation(); f != nil {
 		var d []string
 		d = append(d, fmt.Sprintf("trust: %s (trustDomainAliases of the other meshes in every meshConfig)", f.Trust))

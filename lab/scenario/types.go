@@ -122,6 +122,10 @@ type KindOptions struct {
 	// mclab with a pool per cluster), cloud-provider-kind (run by the user on the host; mclab only
 	// waits for the addresses), or none (clusters-only labs: LoadBalancer Services stay pending).
 	LoadBalancer string `json:"loadBalancer,omitempty"`
+	// OfflineImages builds the images the lab needs from source on the host (Istio's pilot and an
+	// agent-only proxyv2, MetalLB's controller and speaker) and loads them into the nodes, for machines
+	// with no registry (air-gapped labs). Istio's hub and tag default to the ones built.
+	OfflineImages bool `json:"offlineImages,omitempty"`
 	// PreloadImages pulls Istio's and the samples' images once on the host and loads them into every
 	// node (as `kind load docker-image`), so N clusters do not pull N times (registry rate limits).
 	PreloadImages bool `json:"preloadImages,omitempty"`
@@ -164,7 +168,16 @@ type Istio struct {
 	Tag string `json:"tag,omitempty"`
 	// Federation configures the federated model.
 	Federation *Federation `json:"federation,omitempty"`
+	// Samples is which sample workloads the lab deploys: sidecar (default: Istio's helloworld, curl
+	// and httpbin with sidecars) or none.
+	Samples string `json:"samples,omitempty"`
 }
+
+// Sample sets.
+const (
+	SamplesSidecar = "sidecar"
+	SamplesNone    = "none"
+)
 
 // Trust is how federated meshes trust each other's workloads.
 type Trust string

@@ -47,6 +47,9 @@ func (s *Scenario) Validate(source string) error {
 	if !slices.Contains(Providers, s.Provider.Name) {
 		errs = append(errs, field.NotSupported(field.NewPath("provider", "name"), s.Provider.Name, Providers))
 	}
+	if !slices.Contains([]string{"", SamplesSidecar, SamplesNone}, s.Istio.Samples) {
+		errs = append(errs, field.NotSupported(field.NewPath("istio", "samples"), s.Istio.Samples, []string{SamplesSidecar, SamplesNone}))
+	}
 	if !slices.Contains(Models, s.Istio.Model) {
 		errs = append(errs, field.NotSupported(field.NewPath("istio", "model"), s.Istio.Model, Models))
 	}
@@ -337,6 +340,9 @@ func (s *Scenario) validateImages() field.ErrorList {
 	}
 	if k := s.Provider.Kind; k != nil {
 		p := field.NewPath("provider", "kind")
+		if k.OfflineImages && k.PreloadImages {
+			errs = append(errs, field.Invalid(p.Child("offlineImages"), true, "offlineImages builds the images preloadImages would pull; set only one"))
+		}
 		if !slices.Contains([]string{"", KindLBMetalLB, KindLBCloudProviderKind, KindLBNone}, k.LoadBalancer) {
 			errs = append(errs, field.NotSupported(p.Child("loadBalancer"), k.LoadBalancer, []string{KindLBMetalLB, KindLBCloudProviderKind, KindLBNone}))
 		}

@@ -22,6 +22,7 @@ import (
 
 	"mclab.dev/mclab/fixtures"
 	"mclab.dev/mclab/lab/exec"
+	"mclab.dev/mclab/lab/images"
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
@@ -44,6 +45,13 @@ type Config struct {
 	Out io.Writer
 	// GOOS is the host's operating system (default runtime.GOOS); it decides the host-routing caveats.
 	GOOS string
+	// Images builds the offline images (provider.kind.offlineImages).
+	Images ImageBuilder
+}
+
+// ImageBuilder builds images on the host from source (images.Builder).
+type ImageBuilder interface {
+	Ensure(ctx context.Context, names ...string) ([]string, error)
 }
 
 // Provider creates a lab's clusters as kind clusters.
@@ -194,6 +202,21 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 		}, Run: p.kubeconfigs},
 		{Title: "Routing between clusters on the same network", Details: routeDetails, Run: p.routes},
 	}
+	if opts.OfflineImages {
+		if s.Istio.Hub == "" && s.Istio.Tag == "" {
+			s.Istio.Hub, s.Istio.Tag = images.Hub, images.Tag
+		}
+		names := p.offlineImages()
+		var refs []string
+		for _, n := range names {
+			refs = append(refs, images.Ref(n))
+		}
+		build := plan.Step{Title: "Building offline images", Details: append(refs, "from pinned source on this host (lab/images): pilot from the local provider's pilot-discovery, proxyv2 with pilot-agent only (no Envoy), MetalLB "+images.MetalLBVersion+"; an image whose content is unchanged is not rebuilt"), Run: p.buildOffline}
+		load := plan.Step{Title: "Loading offline images into every node", Details: []string{"kind's image loading (docker save, then ctr import on each node); pods use them with imagePullPolicy IfNotPresent"}, Run: p.loadOffline}
+		// Build before anything is created, so a failed build leaves nothing; load once nodes exist.
+		steps = append([]plan.Step{steps[0], build}, steps[1:]...)
+		steps = append(steps, load)
+	}
 	if opts.PreloadImages {
 		images, err := p.images(s)
 		if err != nil {
@@ -210,6 +233,36 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 		steps[0].Details = append(steps[0].Details, "LoadBalancer addresses: from cloud-provider-kind, which you run on the host (`go install sigs.k8s.io/cloud-provider-kind@latest`, then `sudo cloud-provider-kind`); mclab installs no MetalLB")
 	}
 	return steps, nil
+}
+
+// offlineImages are the images an offline kind lab of the scenario needs.
+func (p *Provider) offlineImages() []string {
+	names := []string{images.Pilot, images.ProxyV2}
+	if p.loadBalancer() == scenario.KindLBMetalLB {
+		names = append(names, images.MetalLBController, images.MetalLBSpeaker)
+	}
+	return names
+}
+
+func (p *Provider) buildOffline(ctx context.Context) error {
+	if p.cfg.Images == nil {
+		return errors.New("offline images: no image builder configured")
+	}
+	_, err := p.cfg.Images.Ensure(ctx, p.offlineImages()...)
+	return err
+}
+
+func (p *Provider) loadOffline(ctx context.Context) error {
+	var clusters []string
+	for _, c := range p.cfg.Scenario.Clusters {
+		clusters = append(clusters, ClusterName(p.cfg.Lab, c.Name))
+	}
+	for _, n := range p.offlineImages() {
+		if err := p.cfg.Runtime.LoadImage(ctx, images.Ref(n), clusters); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Timeouts of the kind steps.
