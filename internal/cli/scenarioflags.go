@@ -14,10 +14,10 @@ import (
 
 // scenarioFlags are the flags that choose a scenario, shared by up and plan.
 type scenarioFlags struct {
-	scenario string
-	topology string
-	model    string
-	clusters int
+	scenario      string
+	topology      string
+	model         string
+	clusters      int
 	provider      string
 	name          string
 	offlineImages bool
