@@ -39,6 +39,10 @@ const (
 	ApplicabilityEntry = "applicability"
 	NotApplicable      = "not-applicable"
 	AttemptsEntry      = "attempts"
+	// ScopeEntry "out" marks a spec the scope leaves out for a reason the scope names (e.g. the
+	// samples it needs are not deployed): counted out of scope, never a gap.
+	ScopeEntry = "scope"
+	OutOfScope = "out"
 )
 
 // Views and levels (the labels every spec carries).
@@ -238,7 +242,8 @@ func Build(r types.Report, profiles []string, scope Scope, impl Implementation, 
 			case !selected:
 				res.Statistics.OutOfScope++
 				continue // not selected by the label filter: not part of this run at all
-			case !inScope:
+			case !inScope || entry(s, ScopeEntry) == OutOfScope:
+				tr.InScope = false
 				res.Statistics.OutOfScope++
 			default:
 				res.Statistics.Skipped++

@@ -319,6 +319,9 @@ func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster)
 	if serving.Name == other.Name || t.topo().Serving(other).Name == serving.Name {
 		return "the cluster is served by the same istiod; check the helloworld pods"
 	}
+	if t.Istiod == nil {
+		return "istiod cannot be reached to say why"
+	}
 	ep, err := t.Istiod(serving.Name)
 	if err != nil {
 		return err.Error()

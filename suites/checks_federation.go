@@ -94,12 +94,13 @@ func (t *Target) workloadCert(ctx context.Context, c scenario.Cluster) (issued, 
 	if err != nil {
 		return issued{}, fmt.Errorf("reading %s's cacerts: %w", serving.Name, err)
 	}
-	tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(istio.SampleNamespace).CreateToken(ctx, "curl",
+	ns, sa := t.probeIdentity()
+	tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
 		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
 	if err != nil {
-		return issued{}, fmt.Errorf("TokenRequest for sample/curl in %s: %w", c.Name, err)
+		return issued{}, fmt.Errorf("TokenRequest for %s/%s in %s: %w", ns, sa, c.Name, err)
 	}
-	spiffe := fmt.Sprintf("spiffe://%s/ns/%s/sa/curl", t.Scenario.Mesh(c.Name).TrustDomain, istio.SampleNamespace)
+	spiffe := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", t.Scenario.Mesh(c.Name).TrustDomain, ns, sa)
 	chain, key, err := ca.CertificateAndKey(ctx, ca.Request{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name, SPIFFEID: spiffe})
 	if err != nil {
 		if xds.IsFinding(err) {
@@ -138,7 +139,12 @@ func CheckTrustBundle(ctx context.Context, t *Target) Verdict {
 	}
 	for _, client := range t.topo().Primaries() {
 		// PCDS carries extra roots only with a root per mesh; a shared root needs none.
-		snap, err := t.sidecarFetch(ctx, client, xds.Request{ProxyConfig: f.Trust == scenario.TrustCACertificates})
+		probe, err := t.probe(ctx, client.Name)
+		if err != nil {
+			v.cannot("%v", err)
+			continue
+		}
+		snap, err := t.proxyFetch(ctx, client, probe, xds.SidecarProxy, xds.Request{ProxyConfig: f.Trust == scenario.TrustCACertificates})
 		if err != nil {
 			v.record(err, "reading the trust bundle a client in %s gets", client.Name)
 			continue

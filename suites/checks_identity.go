@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
 )
 
@@ -61,6 +63,12 @@ func CheckRemoteAPIServers(ctx context.Context, t *Target) Verdict {
 			}
 			cfg.Timeout = RemoteAPITimeout
 			server := cfg.Host
+			// Where istiod runs in a pod, a loopback server is the pod itself: it can never reach the
+			// remote API server there, whatever answers on the host (kind's published port does).
+			if t.Capabilities.Istiod == provider.IstiodInCluster && loopback(server) {
+				v.fail("%s's remote secret for %s points at %s, a loopback address: istiod runs in a pod of %s, where that is the pod itself, so it cannot reach %s (kind: the server must be the control-plane container's address, as kind's internal kubeconfig has it; `mclab up` converges the secret)", p.Name, w.Name, server, p.Name, w.Name)
+				continue
+			}
 			cs, err := kubernetes.NewForConfig(cfg)
 			if err != nil {
 				v.cannot("a client for %s: %v", server, err)
@@ -153,7 +161,7 @@ func CheckMeshIdentity(ctx context.Context, t *Target) Verdict {
 		}
 	}
 	for _, c := range t.Scenario.Clusters {
-		pod, err := t.pod(ctx, c.Name, "curl")
+		pod, err := t.probe(ctx, c.Name)
 		if err != nil {
 			v.cannot("%v", err)
 			continue
@@ -169,7 +177,7 @@ func CheckMeshIdentity(ctx context.Context, t *Target) Verdict {
 			}
 		}
 		if want := t.Scenario.Mesh(c.Name).ID; got != want {
-			v.fail("curl in %s was injected with mesh ID %q, want %q: the injector serving %s runs another mesh's values (global.meshID)", c.Name, got, want, c.Name)
+			v.fail("%s in %s was injected with mesh ID %q, want %q: the injector serving %s runs another mesh's values (global.meshID)", pod.Name, c.Name, got, want, c.Name)
 		}
 	}
 	return v
@@ -191,4 +199,18 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// loopback reports whether a server URL's host is a loopback address or localhost.
+func loopback(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -39,13 +39,13 @@ func CheckRemotesServed(ctx context.Context, t *Target) Verdict {
 		if c.Role != scenario.Remote {
 			continue
 		}
-		pod, err := t.pod(ctx, c.Name, "curl")
+		pod, err := t.probe(ctx, c.Name)
 		if err != nil {
 			v.cannot("%v", err)
 			continue
 		}
 		if pod.Annotations["sidecar.istio.io/status"] == "" {
-			v.fail("curl in remote %s was not injected: its MutatingWebhookConfiguration does not reach %s's istiod", c.Name, c.Primary)
+			v.fail("%s in remote %s was not injected: its MutatingWebhookConfiguration does not reach %s's istiod", pod.Labels["app"], c.Name, c.Primary)
 			continue
 		}
 		env := map[string]string{}

@@ -15,6 +15,7 @@ import (
 
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/pki"
+	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/suites/probe/ca"
 	"mclab.dev/mclab/suites/probe/xds"
 )
@@ -30,6 +31,14 @@ func (t *Target) clusterRoot(ctx context.Context, cluster string) ([]byte, strin
 		return nil, "", finding(fmt.Errorf("cacerts of %s: %w", cluster, err))
 	}
 	return s.Data[pki.RootCertFile], pki.Fingerprint(root), nil
+}
+
+// probeIdentity is the namespace and service account of the probe workload (see probe).
+func (t *Target) probeIdentity() (string, string) {
+	if !scenario.HasSidecarSamples(t.Scenario) && scenario.HasProxylessSamples(t.Scenario) {
+		return istio.ProxylessNamespace, "echo"
+	}
+	return istio.SampleNamespace, "curl"
 }
 
 // CheckRootsEqual: every cluster of a mesh plugs in the same root.
@@ -84,14 +93,15 @@ func CheckWorkloadCertificates(ctx context.Context, t *Target) Verdict {
 			v.record(err, "%s has no usable cacerts for %s", serving.Name, c.Name)
 			continue
 		}
-		tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(istio.SampleNamespace).CreateToken(ctx, "curl",
+		ns, sa := t.probeIdentity()
+		tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
 			&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
 		if err != nil {
-			v.cannot("TokenRequest for sample/curl in %s: %v", c.Name, err)
+			v.cannot("TokenRequest for %s/%s in %s: %v", ns, sa, c.Name, err)
 			continue
 		}
 		td := t.Scenario.Mesh(c.Name).TrustDomain
-		spiffe := fmt.Sprintf("spiffe://%s/ns/%s/sa/curl", td, istio.SampleNamespace)
+		spiffe := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa)
 		chain, key, err := ca.CertificateAndKey(ctx, ca.Request{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name, SPIFFEID: spiffe})
 		if err != nil {
 			switch {

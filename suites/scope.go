@@ -6,6 +6,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
+	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/reports"
 )
 
@@ -52,6 +53,9 @@ func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, e
 		}
 	}
 	var notRun []reports.NotRun
+	if t.Scenario != nil && !scenario.HasSidecarSamples(t.Scenario) {
+		notRun = append(notRun, reports.NotRun{View: SidecarSampleChecks, Reason: noSidecarSamples(t)})
+	}
 	dataPlaneReason := t.dataPlaneUnavailable()
 	switch view {
 	case "":
@@ -63,12 +67,19 @@ func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, e
 		}
 		return reports.NewScope(views, labelFilter, filter, notRun, false), ginkgoFilter, nil
 	case ViewAll:
-		return reports.NewScope([]string{ViewControlPlane, ViewDataPlane}, labelFilter, filter, nil, true), ginkgoFilter, nil
+		return reports.NewScope([]string{ViewControlPlane, ViewDataPlane}, labelFilter, filter, notRun, true), ginkgoFilter, nil
 	case ViewControlPlane, ViewDataPlane:
 		and(view)
-		return reports.NewScope([]string{view}, labelFilter, filter, nil, true), ginkgoFilter, nil
+		return reports.NewScope([]string{view}, labelFilter, filter, notRun, true), ginkgoFilter, nil
 	}
 	return reports.Scope{}, "", &UsageError{fmt.Errorf("--view %q: want %s, %s or %s", view, ViewControlPlane, ViewDataPlane, ViewAll)}
+}
+
+// SidecarSampleChecks names, in the scope, the specs that need the sidecar samples.
+const SidecarSampleChecks = "sidecar-sample checks"
+
+func noSidecarSamples(t *Target) string {
+	return fmt.Sprintf("the lab deploys no sidecar samples (istio.samples: %s)", t.Scenario.Istio.Samples)
 }
 
 // dataPlaneUnavailable says why data-plane checks cannot run against t, or "" when they can.

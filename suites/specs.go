@@ -194,6 +194,15 @@ func notApplicable(reason string) {
 	Skip(reason)
 }
 
+// needsSidecarSamples leaves a spec out of the scope when the lab deploys no sidecar samples (the
+// scope names it, so a conformant verdict never claims it).
+func needsSidecarSamples() {
+	if !scenario.HasSidecarSamples(current.Scenario) {
+		AddReportEntry(reports.ScopeEntry, reports.OutOfScope)
+		Skip(SidecarSampleChecks + ": " + noSidecarSamples(current))
+	}
+}
+
 // dataPlane judges a data-plane check, or skips it where pods run no containers, saying why. A skip
 // inside the run's scope makes the run inconclusive (reports.Build).
 func dataPlane(ctx context.Context, what string, p property, f func(context.Context, *Target) Verdict) {
@@ -217,10 +226,18 @@ var _ = Describe("MC-DISCOVERY", Label("MC-DISCOVERY"), func() {
 		check(ctx, CheckRemoteClustersSynced)
 	})
 	It("a client in every cluster gets helloworld endpoints from every cluster of its mesh", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		check(ctx, CheckEndpoints)
 	})
 	It("a cluster-local service stays in its cluster", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		safety(ctx, CheckClusterLocal)
+	})
+	It("proxyless gRPC clients reach echo in every cluster of the mesh", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		if !scenario.HasProxylessSamples(current.Scenario) {
+			notApplicable("the lab deploys no proxyless samples (istio.samples: " + current.Scenario.Istio.Samples + ")")
+		}
+		dataPlane(ctx, "echo client xds:///echo.proxyless:7070 from every cluster", converges, CheckProxylessReached)
 	})
 	It("every remote secret's API server answers its credentials now and grants what istiod needs", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		check(ctx, CheckRemoteAPIServers)
@@ -229,6 +246,7 @@ var _ = Describe("MC-DISCOVERY", Label("MC-DISCOVERY"), func() {
 		check(ctx, CheckMeshIdentity)
 	})
 	It("requests from curl reach helloworld in every cluster", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		dataPlane(ctx, "curl helloworld.sample:5000 from every cluster, ReachedClusters semantics", converges, CheckReachedClusters)
 	})
 })
@@ -241,12 +259,15 @@ var _ = Describe("MC-MTLS", Label("MC-MTLS"), func() {
 		check(ctx, CheckWorkloadCertificates)
 	})
 	It("clients in every cluster reach the mesh's services over Istio mTLS", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		safety(ctx, CheckClientMTLS)
 	})
 	It("X-Forwarded-Client-Cert shows the caller's identity", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		dataPlane(ctx, "XFCC from httpbin", converges, CheckXFCC)
 	})
 	It("plaintext is refused under STRICT PeerAuthentication", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		dataPlane(ctx, "plaintext from a client without a sidecar under STRICT", holds, CheckPlaintextRefused)
 	})
 })
@@ -261,15 +282,19 @@ var _ = Describe("MC-CROSS-NETWORK", Label("MC-CROSS-NETWORK"), func() {
 		check(ctx, CheckNetworkLabels)
 	})
 	It("other networks' endpoints appear only as their east-west gateway on 15443, weighted by their endpoints", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		check(ctx, CheckEndpoints)
 	})
 	It("every east-west gateway passes the mesh's services on its 15443 AUTO_PASSTHROUGH listener", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		check(ctx, CheckGatewayConfig)
 	})
 	It("requests cross networks through the east-west gateways", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		dataPlane(ctx, "requests across networks", converges, CheckReachedClusters)
 	})
 	It("the east-west gateways' 15443 traffic rises", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		dataPlane(ctx, "gateway stats on 15443", converges, CheckGatewayTraffic)
 	})
 })
@@ -292,9 +317,11 @@ var _ = Describe("MC-FEDERATION", Label("MC-FEDERATION"), func() {
 		}
 	})
 	It("exported services are reachable from other meshes only through the exporting gateway", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		safety(ctx, CheckFederation)
 	})
 	It("each mesh's east-west gateways pass exactly the services it exports", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
+		needsSidecarSamples()
 		check(ctx, CheckGatewayConfig)
 	})
 	It("each mesh's sidecars trust the other meshes' workload certificates", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {

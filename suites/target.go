@@ -39,6 +39,9 @@ type Target struct {
 	Istiod func(cluster string) (provider.IstiodEndpoint, error)
 	// Exec runs commands in pods, for data-plane checks; nil where pods run no containers.
 	Exec traffic.Exec
+	// Forward forwards local ports to a pod's ports (what `kubectl port-forward` does), for data-plane
+	// checks that drive an app's own API (the echo app's ForwardEcho); nil where pods run no containers.
+	Forward func(ctx context.Context, cluster, namespace, selector string, ports []int) (map[int]string, func(), error)
 }
 
 func (t *Target) topo() istio.Topology { return istio.Topology{S: t.Scenario} }
@@ -137,9 +140,37 @@ func (t *Target) pod(ctx context.Context, cluster, app string) (*corev1.Pod, err
 	return nil, fmt.Errorf("no running %s pod in %s/%s: the sample the check relies on is missing (`mclab up` converges it)", app, cluster, istio.SampleNamespace)
 }
 
-// podIPs returns the IPs of the running pods of app in a cluster.
+// probe returns the workload whose identity the control-plane probes take in a cluster: the curl
+// sample (sidecar samples), else the echo app (proxyless samples).
+func (t *Target) probe(ctx context.Context, cluster string) (*corev1.Pod, error) {
+	if !scenario.HasSidecarSamples(t.Scenario) && scenario.HasProxylessSamples(t.Scenario) {
+		return t.podIn(ctx, cluster, istio.ProxylessNamespace, "echo")
+	}
+	return t.pod(ctx, cluster, "curl")
+}
+
+// podIn returns the first running pod of app in a namespace of a cluster.
+func (t *Target) podIn(ctx context.Context, cluster, namespace, app string) (*corev1.Pod, error) {
+	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		if pods.Items[i].Status.Phase == corev1.PodRunning && pods.Items[i].Status.PodIP != "" {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no running %s pod in %s/%s: the sample the check relies on is missing (`mclab up` converges it)", app, cluster, namespace)
+}
+
+// podIPs returns the IPs of the running pods of app in a cluster's sample namespace.
 func (t *Target) podIPs(ctx context.Context, cluster, app string) (map[string]bool, error) {
-	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(istio.SampleNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	return t.podIPsIn(ctx, cluster, istio.SampleNamespace, app)
+}
+
+// podIPsIn returns the IPs of the running pods of app in a namespace of a cluster.
+func (t *Target) podIPsIn(ctx context.Context, cluster, namespace, app string) (map[string]bool, error) {
+	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"mclab.dev/mclab/lab/labtest"
 )
@@ -226,12 +228,14 @@ func routedVia(routes, cidr, via string) bool {
 }
 
 // TestIntegrationRealKindIstio: a single-network multi-primary lab on real kind with everything built
-// here (--offline-images): MetalLB's controller and speaker give a LoadBalancer Service a real address
-// from the lab's pool; istiod runs in-cluster as the chart's Deployment from the pilot image built from
-// pilot-discovery; remote secrets carry the internal kubeconfigs (control-plane IPs) and each istiod
-// syncs the other cluster through them; verify reaches istiod through real port-forwards. Without
-// sample images (curl, helloworld, httpbin need Envoy sidecars, which cannot run here) the lab has no
-// samples, so verify is inconclusive and says so, while the checks that need no sample pass for real.
+// here (--offline-images) and a real data plane without Envoy (--samples proxyless): MetalLB's
+// controller and speaker give a LoadBalancer Service a real address from the lab's pool; istiod runs
+// in-cluster as the chart's Deployment from the pilot image built from pilot-discovery and injects
+// Istio's echo app with the grpc-agent template (pilot-agent, no Envoy); remote secrets carry the
+// internal kubeconfigs and each istiod syncs the other cluster through them; verify reaches istiod and
+// the echo apps through real port-forwards and is conformant, its proxyless gRPC requests answered by
+// both clusters. Seeded faults: a remote secret pointing at kind's host address (127.0.0.1), and the
+// route between the nodes removed.
 func TestIntegrationRealKindIstio(t *testing.T) {
 	image := realKind(t)
 	bin := buildMclab(t)
@@ -240,7 +244,7 @@ func TestIntegrationRealKindIstio(t *testing.T) {
 	doc := fmt.Sprintf(`apiVersion: mclab.dev/v1alpha1
 kind: Scenario
 name: kindistio
-istio: {model: multi-primary, samples: none}
+istio: {model: multi-primary, samples: proxyless}
 provider: {name: kind, kind: {nodeImage: %s, offlineImages: true}}
 clusters:
 - {name: c1, network: network1}
@@ -253,21 +257,21 @@ clusters:
 	if code != 0 {
 		t.Fatalf("up with Istio on real kind exited %d:\n%s%s", code, out, stderr)
 	}
-	t.Logf("real kind with Istio in-cluster: up in %s", time.Since(start).Round(time.Second))
-	for _, want := range []string{"Building offline images", "Installing MetalLB", "Starting istiod for c1, c2", "Creating remote secrets"} {
+	t.Logf("real kind with Istio in-cluster and proxyless samples: up in %s", time.Since(start).Round(time.Second))
+	for _, want := range []string{"Building offline images", "Installing MetalLB", "Starting istiod for c1, c2", "Creating remote secrets", "Deploying proxyless gRPC samples"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("up did not %q:\n%s", want, stderr)
 		}
 	}
 	status, serr, code := mclab(t, bin, stateDir, "status", "--name", "kindistio")
-	if code != 0 {
+	if code != 0 || !strings.Contains(status, "c2=synced") || !strings.Contains(status, "c1=synced") {
 		t.Errorf("status exited %d:\n%s%s", code, status, serr)
 	}
-	t.Logf("status:\n%s", status)
 
 	// MetalLB (built here) gives a LoadBalancer Service an address from c1's pool.
 	kcPath, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", "kindistio")
-	c1 := client(t, strings.TrimSpace(kcPath), "kindistio-c1")
+	kc := strings.TrimSpace(kcPath)
+	c1 := client(t, kc, "kindistio-c1")
 	ctx := context.Background()
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "lb-probe", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "none"}}}
@@ -285,24 +289,104 @@ clusters:
 		t.Errorf("MetalLB gave the LoadBalancer Service %q, want an address of the kind network", lb)
 	}
 
-	dir := filepath.Join(t.TempDir(), "verify")
-	vout, verr, code := mclab(t, bin, stateDir, "verify", "--name", "kindistio", "--report-dir", dir)
-	report, _ := os.ReadFile(filepath.Join(dir, "conformance-report.yaml"))
-	t.Logf("verify on real kind exited %d:\n%s", code, vout)
-	if code != 2 || !strings.Contains(vout+verr, "no running curl pod") {
-		t.Errorf("verify of a lab without samples must be inconclusive, naming the missing sample (exit %d):\n%s%s", code, vout, verr)
+	verify := func(name string) (string, string, int) {
+		dir := filepath.Join(t.TempDir(), name)
+		start := time.Now()
+		out, stderr, code := mclab(t, bin, stateDir, "verify", "--name", "kindistio", "--report-dir", dir)
+		t.Logf("verify (%s) on real kind: exit %d in %s", name, code, time.Since(start).Round(100*time.Millisecond))
+		report, _ := os.ReadFile(filepath.Join(dir, "ginkgo.json"))
+		return out + stderr, string(report), code
 	}
-	for _, passed := range []string{"every primary's istiod has each cluster of its mesh synced", "every remote secret's API server answers its credentials now and grants what istiod needs", "every cluster of a mesh plugs in the same root"} {
-		if strings.Contains(string(report), "name: "+passed) {
-			t.Errorf("%q must pass on real kind (it needs no sample), but the report lists it:\n%s", passed, report)
+	var vout, report string
+	for i := 0; i < 10; i++ {
+		if vout, report, code = verify("healthy"); code == 0 {
+			break
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if code != 0 || !strings.Contains(vout, "Verdict: conformant (control plane and data plane; sidecar sample checks not run") {
+		t.Fatalf("verify of a healthy proxyless lab on real kind exited %d:\n%s", code, vout)
+	}
+	if !regexp.MustCompile(`proxyless from c1: 20 of 20 replies, reached map\[c1:\d+ c2:\d+\]`).MatchString(report) {
+		t.Errorf("proxyless requests from c1 must be answered by both clusters; evidence:\n%s", grepLines(report, "proxyless from"))
+	}
+
+	// Fault: c1's remote secret for c2 points at kind's host address (127.0.0.1:<port>), which answers
+	// on the host but is the istiod pod itself where istiod runs.
+	hostKC, err := clientcmd.LoadFromFile(kc)
+	must(t, err)
+	secret, err := c1.CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-c2", metav1.GetOptions{})
+	must(t, err)
+	inner, err := clientcmd.Load(secret.Data["c2"])
+	must(t, err)
+	for _, cl := range inner.Clusters {
+		cl.Server = hostKC.Clusters["kindistio-c2"].Server
+	}
+	secret.Data["c2"], err = clientcmd.Write(*inner)
+	must(t, err)
+	_, err = c1.CoreV1().Secrets("istio-system").Update(ctx, secret, metav1.UpdateOptions{})
+	must(t, err)
+	for i := 0; i < 10; i++ {
+		if vout, _, code = verify("loopback-secret"); code == 1 {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if code != 1 || !strings.Contains(vout, "c1's remote secret for c2 points at https://127.0.0.1:") || !strings.Contains(vout, "a loopback address") {
+		t.Errorf("a remote secret at kind's host address must be non-conformant, named (exit %d):\n%s", code, vout)
+	}
+	if _, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", path); code != 0 {
+		t.Fatalf("up must converge the secret: %s", stderr)
+	}
+
+	// Fault: the route from c1's node to c2's pods is gone; proxyless requests to c2's echo fail.
+	routes := docker(t, "exec", "kindistio-c1-control-plane", "ip", "route")
+	var gone string
+	for _, line := range strings.Split(routes, "\n") {
+		if strings.HasPrefix(line, "10.20.0.0/16 via ") {
+			gone = strings.Fields(line)[0]
 		}
 	}
+	if gone == "" {
+		t.Fatalf("no route to c2's pods on c1's node:\n%s", routes)
+	}
+	docker(t, "exec", "kindistio-c1-control-plane", "ip", "route", "del", gone)
+	for i := 0; i < 10; i++ {
+		if vout, _, code = verify("route-missing"); code == 1 {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	// gRPC's xDS balancer moves requests off endpoints it cannot connect to: c2 is never reached, while
+	// istiod does send its endpoints, and the diagnosis says so.
+	// How it shows depends on where the unroutable packets go (seen here: c2 never reached, or a
+	// request answered by something else with HTTP 404); either way a finding, naming the routes.
+	if code != 1 || !strings.Contains(vout, "proxyless gRPC") || !strings.Contains(vout, "pod IPs of the same network must be routable") {
+		t.Errorf("a missing route between same-network nodes must be non-conformant (exit %d):\n%s", code, vout)
+	}
+	if _, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", path); code != 0 {
+		t.Fatalf("up must restore the route: %s", stderr)
+	}
+	if !strings.Contains(docker(t, "exec", "kindistio-c1-control-plane", "ip", "route"), "10.20.0.0/16 via ") {
+		t.Errorf("up did not restore the route")
+	}
+
 	if _, stderr, code := mclab(t, bin, stateDir, "down", "--name", "kindistio"); code != 0 {
 		t.Fatalf("down: %s", stderr)
 	}
 	if got := kindContainers(t, "kindistio-"); len(got) != 0 {
 		t.Errorf("containers left after down: %v", got)
 	}
+}
+
+func grepLines(s, needle string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, needle) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func mclabWithin(t *testing.T, d time.Duration, bin, stateDir string, args ...string) (string, string, int) {

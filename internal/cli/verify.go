@@ -148,6 +148,7 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 	t.Istiod = func(cluster string) (provider.IstiodEndpoint, error) { return eps.Endpoint(ctx, cluster) }
 	if tp, ok := p.(provider.Tunneled); ok && t.Capabilities.RunsContainers {
 		t.Exec = tp.Tunnel()
+		t.Forward = tp.Tunnel().PortForward
 	}
 	env = reports.Environment{Lab: o.name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
 	var down []string

@@ -182,8 +182,14 @@ func (in *Installer) Steps() []plan.Step {
 	if len(otherGateways) > 0 {
 		steps = append(steps, gateways(otherGateways))
 	}
-	if in.S.Istio.Samples != scenario.SamplesNone {
+	if scenario.HasSidecarSamples(in.S) {
 		steps = append(steps, plan.Step{Title: "Deploying sample workloads", Details: in.sampleDetails(), Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.samples) }})
+	}
+	if scenario.HasProxylessSamples(in.S) {
+		steps = append(steps, plan.Step{Title: "Deploying proxyless gRPC samples", Details: []string{
+			fmt.Sprintf("namespace %s (istio-injection=enabled): Istio's echo app (%s) as echo-vN in the Nth cluster, injected with the grpc-agent template (pilot-agent, no Envoy), serving gRPC from xDS on 7070 (fixtures/istio/echo-proxyless.yaml)", ProxylessNamespace, in.EchoImage()),
+			"wait: every echo pod Running and injected by istiod",
+		}, Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.proxylessSamples) }})
 	}
 	if f := in.federation(); f != nil {
 		var d []string

@@ -118,7 +118,94 @@ func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
 			pods++
 		}
 	}
-	return waitInjected(ctx, kc, pods)
+	return waitInjected(ctx, kc, SampleNamespace, pods)
+}
+
+// ProxylessNamespace holds the proxyless gRPC samples.
+const ProxylessNamespace = "proxyless"
+
+// EchoImage is Istio's echo app image for the scenario's hub and tag (Istio's tests name it "app").
+func (in *Installer) EchoImage() string {
+	hub, tag := in.S.Istio.Hub, in.S.Istio.Tag
+	if hub == "" {
+		hub = "registry.istio.io/testing"
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	return hub + "/app:" + tag
+}
+
+// proxylessObjects are cluster index i's proxyless samples: Istio's echo app injected with the
+// grpc-agent template, as echo-vN reporting its cluster.
+func (in *Installer) proxylessObjects(i int) ([]*unstructured.Unstructured, error) {
+	data, err := fixtures.FS.ReadFile("istio/echo-proxyless.yaml")
+	if err != nil {
+		return nil, err
+	}
+	objs, err := kube.Decode(string(data))
+	if err != nil {
+		return nil, err
+	}
+	c := in.S.Clusters[i]
+	v := HelloworldVersion(i)
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		o.SetName("echo-" + v)
+		labels := map[string]string{"app": "echo", "version": v}
+		o.SetLabels(labels)
+		_ = unstructured.SetNestedStringMap(o.Object, labels, "spec", "selector", "matchLabels")
+		_ = unstructured.SetNestedStringMap(o.Object, labels, "spec", "template", "metadata", "labels")
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		for j, ct := range containers {
+			m := ct.(map[string]any)
+			m["image"] = in.EchoImage()
+			args, _, _ := unstructured.NestedStringSlice(m, "args")
+			for k, a := range args {
+				switch {
+				case strings.HasPrefix(a, "--cluster="):
+					args[k] = "--cluster=" + c.Name
+				case strings.HasPrefix(a, "--version="):
+					args[k] = "--version=" + v
+				}
+			}
+			_ = unstructured.SetNestedStringSlice(m, args, "args")
+			containers[j] = m
+		}
+		_ = unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers")
+	}
+	return objs, nil
+}
+
+// proxylessSamples deploys cluster c's proxyless samples and waits until they run, injected.
+func (in *Installer) proxylessSamples(ctx context.Context, c scenario.Cluster) error {
+	idx := 0
+	for i, cl := range in.S.Clusters {
+		if cl.Name == c.Name {
+			idx = i
+		}
+	}
+	kc, err := in.client(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: ProxylessNamespace, Labels: map[string]string{"istio-injection": "enabled"}},
+	}
+	if err := kc.ApplyTyped(ctx, ns); err != nil {
+		return err
+	}
+	objs, err := in.proxylessObjects(idx)
+	if err != nil {
+		return err
+	}
+	if err := kc.Apply(ctx, ProxylessNamespace, objs...); err != nil {
+		return err
+	}
+	return waitInjected(ctx, kc, ProxylessNamespace, 1)
 }
 
 // NoInjectAnnotation opts a pod out of injection (curl-plain, the client without a sidecar).
@@ -126,12 +213,12 @@ const NoInjectAnnotation = "sidecar.istio.io/inject"
 
 // waitInjected waits until want pods of the sample namespace are Running and carry istiod's injection
 // status annotation (except those that opt out of injection).
-func waitInjected(ctx context.Context, kc *kube.Client, want int) error {
+func waitInjected(ctx context.Context, kc *kube.Client, namespace string, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	var problem string
 	for {
-		pods, err := kc.Kube.CoreV1().Pods(SampleNamespace).List(ctx, metav1.ListOptions{})
+		pods, err := kc.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 		if err == nil {
 			ok := 0
 			problem = ""
@@ -157,7 +244,7 @@ func waitInjected(ctx context.Context, kc *kube.Client, want int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("sample workloads in %s not ready after 90s: %s (is the injection webhook reaching istiod?)", kc.Name, problem)
+			return fmt.Errorf("sample workloads in %s/%s not ready after 90s: %s (is the injection webhook reaching istiod?)", kc.Name, namespace, problem)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

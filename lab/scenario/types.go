@@ -169,15 +169,31 @@ type Istio struct {
 	// Federation configures the federated model.
 	Federation *Federation `json:"federation,omitempty"`
 	// Samples is which sample workloads the lab deploys: sidecar (default: Istio's helloworld, curl
-	// and httpbin with sidecars) or none.
+	// and httpbin with sidecars), proxyless (Istio's echo app with the grpc-agent template: gRPC
+	// without Envoy), all, or none.
 	Samples string `json:"samples,omitempty"`
 }
 
 // Sample sets.
 const (
-	SamplesSidecar = "sidecar"
-	SamplesNone    = "none"
+	SamplesSidecar   = "sidecar"
+	SamplesProxyless = "proxyless"
+	SamplesAll       = "all"
+	SamplesNone      = "none"
 )
+
+// SampleSets are the valid istio.samples values.
+var SampleSets = []string{SamplesSidecar, SamplesProxyless, SamplesAll, SamplesNone}
+
+// HasSidecarSamples reports whether the lab deploys the sidecar samples.
+func HasSidecarSamples(s *Scenario) bool {
+	return s.Istio.Samples == "" || s.Istio.Samples == SamplesSidecar || s.Istio.Samples == SamplesAll
+}
+
+// HasProxylessSamples reports whether the lab deploys the proxyless gRPC samples.
+func HasProxylessSamples(s *Scenario) bool {
+	return s.Istio.Samples == SamplesProxyless || s.Istio.Samples == SamplesAll
+}
 
 // Trust is how federated meshes trust each other's workloads.
 type Trust string

@@ -47,8 +47,8 @@ func (s *Scenario) Validate(source string) error {
 	if !slices.Contains(Providers, s.Provider.Name) {
 		errs = append(errs, field.NotSupported(field.NewPath("provider", "name"), s.Provider.Name, Providers))
 	}
-	if !slices.Contains([]string{"", SamplesSidecar, SamplesNone}, s.Istio.Samples) {
-		errs = append(errs, field.NotSupported(field.NewPath("istio", "samples"), s.Istio.Samples, []string{SamplesSidecar, SamplesNone}))
+	if s.Istio.Samples != "" && !slices.Contains(SampleSets, s.Istio.Samples) {
+		errs = append(errs, field.NotSupported(field.NewPath("istio", "samples"), s.Istio.Samples, SampleSets))
 	}
 	if !slices.Contains(Models, s.Istio.Model) {
 		errs = append(errs, field.NotSupported(field.NewPath("istio", "model"), s.Istio.Model, Models))

@@ -238,6 +238,9 @@ func (p *Provider) Plan(s *scenario.Scenario) ([]plan.Step, error) {
 // offlineImages are the images an offline kind lab of the scenario needs.
 func (p *Provider) offlineImages() []string {
 	names := []string{images.Pilot, images.ProxyV2}
+	if scenario.HasProxylessSamples(p.cfg.Scenario) {
+		names = append(names, images.Echo)
+	}
 	if p.loadBalancer() == scenario.KindLBMetalLB {
 		names = append(names, images.MetalLBController, images.MetalLBSpeaker)
 	}

@@ -1,0 +1,166 @@
+package suites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	echoproto "istio.io/istio/pkg/test/echo/proto"
+
+	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/suites/probe/xds"
+)
+
+// ProxylessURL is what the proxyless clients call: Istio's echo app through gRPC's xDS resolver
+// (configured by the grpc-agent template's bootstrap), as Istio's proxyless integration tests do.
+const ProxylessURL = "xds:///echo." + istio.ProxylessNamespace + ".svc.cluster.local:7071"
+
+// echoControlPort is the echo app's plain gRPC port serving ForwardEcho.
+const echoControlPort = 7070
+
+// echoClusterRE reads the cluster each reply names: Istio's echo client prints one line per field
+// of each reply, "[<request>] Cluster=<cluster>" (pkg/test/echo/fields.go ClusterField; the server's
+// --cluster flag).
+var (
+	echoClusterRE = regexp.MustCompile(`(?m)^\[(\d+)[^\]]*\] Cluster=(\S*)\s*$`)
+	echoCodeRE    = regexp.MustCompile(`(?m)^\[(\d+)[^\]]*\] StatusCode=(\S+)\s*$`)
+)
+
+// CheckProxylessReached sends gRPC requests from the echo app of every cluster to xds:///echo..., with
+// no Envoy anywhere: the client resolves the service through istiod's xDS (the pod's pilot-agent), so
+// the replies prove istiod's cross-cluster discovery with a real data plane. Every cluster of the
+// caller's network, and every network, of its mesh must answer (Istio's ReachedClusters), every reply
+// must succeed, and no other mesh may answer.
+func CheckProxylessReached(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	if t.Forward == nil {
+		v.cannot("no way to reach pods' ports")
+		return v
+	}
+	for _, client := range t.Scenario.Clusters {
+		want := mesh(t, client.Mesh)
+		n := 10 * len(want)
+		out, err := t.forwardEcho(ctx, client.Name, n)
+		if err != nil {
+			var f *FindingError
+			if errors.As(err, &f) {
+				hint := ""
+				for _, c := range want {
+					if c.Name != client.Name && c.Network == client.Network {
+						hint = "; where requests to another cluster's pods fail: " + hintSameNetwork
+					}
+				}
+				v.fail("proxyless gRPC requests from %s to %s failed: %v%s", client.Name, ProxylessURL, err, hint)
+			} else {
+				v.cannot("%v", err)
+			}
+			continue
+		}
+		reached := map[string]int{}
+		for _, m := range echoClusterRE.FindAllStringSubmatch(out, -1) {
+			reached[m[2]]++
+		}
+		var bad []string
+		for _, m := range echoCodeRE.FindAllStringSubmatch(out, -1) {
+			if m[2] != "200" && m[2] != "0" && m[2] != "OK" {
+				bad = append(bad, m[2])
+			}
+		}
+		total := 0
+		for _, k := range reached {
+			total += k
+		}
+		v.saw("proxyless from %s: %d of %d replies, reached %v", client.Name, total, n, reached)
+		if total != n || len(bad) > 0 {
+			v.fail("proxyless gRPC from %s: %d of %d requests answered (failed codes %v)", client.Name, total, n, bad)
+		}
+		nets := map[string]bool{}
+		for c := range reached {
+			if sc := t.Scenario.Cluster(c); sc != nil {
+				nets[sc.Network] = true
+				if sc.Mesh != client.Mesh {
+					v.fail("proxyless requests from %s (mesh %s) reached %s of mesh %s: meshes must stay apart", client.Name, client.Mesh, c, sc.Mesh)
+				}
+			} else {
+				v.fail("proxyless requests from %s were answered by an unknown cluster %q", client.Name, c)
+			}
+		}
+		for _, c := range want {
+			switch {
+			case c.Network == client.Network && reached[c.Name] == 0:
+				v.fail("proxyless gRPC from %s never reached %s on the same network (reached %s): %s", client.Name, c.Name, describe(reached), t.whyUnreached(ctx, client, c))
+			case c.Network != client.Network && !nets[c.Network]:
+				v.fail("proxyless gRPC from %s never reached network %s (reached %s)", client.Name, c.Network, describe(reached))
+			}
+		}
+	}
+	return v
+}
+
+// forwardEcho asks the echo app of a cluster, through a port-forward to its control port, to send n
+// requests to ProxylessURL (its ForwardEcho API, as Istio's test framework drives echo instances),
+// and returns the output lines. An error of the requests themselves is a FindingError.
+func (t *Target) forwardEcho(ctx context.Context, cluster string, n int) (string, error) {
+	local, stop, err := t.Forward(ctx, cluster, istio.ProxylessNamespace, "app=echo", []int{echoControlPort})
+	if err != nil {
+		return "", fmt.Errorf("port-forward to the echo app in %s/%s: %w", cluster, istio.ProxylessNamespace, err)
+	}
+	defer stop()
+	conn, err := grpc.NewClient(local[echoControlPort], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := echoproto.NewEchoTestServiceClient(conn).ForwardEcho(ctx, &echoproto.ForwardEchoRequest{
+		Url: ProxylessURL, Count: int32(n), TimeoutMicros: (5 * time.Second).Microseconds(),
+	})
+	if err != nil {
+		if s, ok := status.FromError(err); ok && s.Code() != codes.Unavailable && s.Code() != codes.DeadlineExceeded {
+			// ForwardEcho answered: the requests it sent failed.
+			return "", finding(fmt.Errorf("%s", s.Message()))
+		}
+		return "", fmt.Errorf("ForwardEcho to the echo app of %s at %s: %w", cluster, local[echoControlPort], err)
+	}
+	return strings.Join(resp.GetOutput(), "\n"), nil
+}
+
+// proxylessCluster is the xDS cluster of the echo app's gRPC port.
+const proxylessCluster = "outbound|7071||echo." + istio.ProxylessNamespace + ".svc.cluster.local"
+
+// whyUnreached tells apart a cluster istiod does not send (discovery) from one whose endpoints it
+// sends but requests never reach (routing between the clusters' pods): gRPC's xDS balancer moves
+// requests off endpoints it cannot connect to, so both look like "never reached".
+func (t *Target) whyUnreached(ctx context.Context, client, other scenario.Cluster) string {
+	probe, err := t.probe(ctx, client.Name)
+	if err != nil {
+		return err.Error()
+	}
+	snap, err := t.proxyFetch(ctx, client, probe, xds.SidecarProxy, xds.Request{EDS: []string{proxylessCluster}})
+	if err != nil {
+		return fmt.Sprintf("could not read the endpoints istiod sends (%v)", err)
+	}
+	ips, err := t.podIPsIn(ctx, other.Name, istio.ProxylessNamespace, "echo")
+	if err != nil {
+		return err.Error()
+	}
+	var sent []string
+	for _, e := range snap.Endpoints[proxylessCluster] {
+		if ips[e.Address] {
+			sent = append(sent, fmt.Sprintf("%s:%d", e.Address, e.Port))
+		}
+	}
+	if len(sent) > 0 {
+		return fmt.Sprintf("istiod of %s sends %s's endpoints (%s), but requests never reach them: %s", t.topo().Serving(client).Name, other.Name, strings.Join(sent, ", "), hintSameNetwork)
+	}
+	return fmt.Sprintf("istiod of %s does not send %s's echo endpoints: %s", t.topo().Serving(client).Name, other.Name, t.whyMissing(ctx, client, other))
+}
