@@ -24,11 +24,11 @@ build:
 
 ## lab: create (or converge) a lab of the given topology and model
 lab: build
-	$(MCLAB) up --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER)
+	$(MCLAB) up --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OFFLINE_IMAGES),--offline-images)
 
 ## plan: print what `make lab` would do
 plan: build
-	$(MCLAB) plan --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER)
+	$(MCLAB) plan --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OFFLINE_IMAGES),--offline-images)
 
 ## down: delete the lab (NAME=... or ALL=1)
 down: build
