@@ -128,16 +128,7 @@ func (v *Verdict) violated() bool { return len(v.Failures) > 0 }
 
 // pod returns the first running pod of app in the sample namespace of a cluster.
 func (t *Target) pod(ctx context.Context, cluster, app string) (*corev1.Pod, error) {
-	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(istio.SampleNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
-	if err != nil {
-		return nil, err
-	}
-	for i := range pods.Items {
-		if pods.Items[i].Status.Phase == corev1.PodRunning && pods.Items[i].Status.PodIP != "" {
-			return &pods.Items[i], nil
-		}
-	}
-	return nil, fmt.Errorf("no running %s pod in %s/%s: the sample the check relies on is missing (`mclab up` converges it)", app, cluster, istio.SampleNamespace)
+	return t.podIn(ctx, cluster, istio.SampleNamespace, app)
 }
 
 // probe returns the workload whose identity the control-plane probes take in a cluster: the curl

@@ -388,22 +388,3 @@ func grepLines(s, needle string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
-func mclabWithin(t *testing.T, d time.Duration, bin, stateDir string, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "MCLAB_STATE_DIR="+stateDir)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("mclab %v: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
-}

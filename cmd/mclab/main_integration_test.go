@@ -32,7 +32,13 @@ func buildMclab(t *testing.T) string {
 
 func mclab(t *testing.T, bin, stateDir string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	return mclabWithin(t, 5*time.Minute, bin, stateDir, args...)
+}
+
+// mclabWithin runs mclab with a bound on its time and returns its outputs and exit code.
+func mclabWithin(t *testing.T, d time.Duration, bin, stateDir string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "MCLAB_STATE_DIR="+stateDir)

@@ -88,6 +88,12 @@ func sampleObjectsFor(i int, keep func(app string) bool) ([]*unstructured.Unstru
 
 // samples deploys the sample workloads into cluster c and waits until they run, injected.
 func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
+	return in.deploySamples(ctx, c, SampleNamespace, in.clusterSamples)
+}
+
+// deploySamples applies the objects objsFor gives cluster c's index into namespace ns (injection on)
+// and waits until each Deployment's pod runs, injected.
+func (in *Installer) deploySamples(ctx context.Context, c scenario.Cluster, ns string, objsFor func(int) ([]*unstructured.Unstructured, error)) error {
 	idx := 0
 	for i, cl := range in.S.Clusters {
 		if cl.Name == c.Name {
@@ -98,18 +104,18 @@ func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
 	if err != nil {
 		return err
 	}
-	ns := &corev1.Namespace{
+	namespace := &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: metav1.ObjectMeta{Name: SampleNamespace, Labels: map[string]string{"istio-injection": "enabled"}},
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"istio-injection": "enabled"}},
 	}
-	if err := kc.ApplyTyped(ctx, ns); err != nil {
+	if err := kc.ApplyTyped(ctx, namespace); err != nil {
 		return err
 	}
-	objs, err := in.clusterSamples(idx)
+	objs, err := objsFor(idx)
 	if err != nil {
 		return err
 	}
-	if err := kc.Apply(ctx, SampleNamespace, objs...); err != nil {
+	if err := kc.Apply(ctx, ns, objs...); err != nil {
 		return err
 	}
 	pods := 0
@@ -118,7 +124,7 @@ func (in *Installer) samples(ctx context.Context, c scenario.Cluster) error {
 			pods++
 		}
 	}
-	return waitInjected(ctx, kc, SampleNamespace, pods)
+	return waitInjected(ctx, kc, ns, pods)
 }
 
 // ProxylessNamespace holds the proxyless gRPC samples.
@@ -181,31 +187,7 @@ func (in *Installer) proxylessObjects(i int) ([]*unstructured.Unstructured, erro
 
 // proxylessSamples deploys cluster c's proxyless samples and waits until they run, injected.
 func (in *Installer) proxylessSamples(ctx context.Context, c scenario.Cluster) error {
-	idx := 0
-	for i, cl := range in.S.Clusters {
-		if cl.Name == c.Name {
-			idx = i
-		}
-	}
-	kc, err := in.client(ctx, c.Name)
-	if err != nil {
-		return err
-	}
-	ns := &corev1.Namespace{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: metav1.ObjectMeta{Name: ProxylessNamespace, Labels: map[string]string{"istio-injection": "enabled"}},
-	}
-	if err := kc.ApplyTyped(ctx, ns); err != nil {
-		return err
-	}
-	objs, err := in.proxylessObjects(idx)
-	if err != nil {
-		return err
-	}
-	if err := kc.Apply(ctx, ProxylessNamespace, objs...); err != nil {
-		return err
-	}
-	return waitInjected(ctx, kc, ProxylessNamespace, 1)
+	return in.deploySamples(ctx, c, ProxylessNamespace, in.proxylessObjects)
 }
 
 // NoInjectAnnotation opts a pod out of injection (curl-plain, the client without a sidecar).
