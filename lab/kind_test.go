@@ -143,7 +143,7 @@ func TestAutoProviderSaysWhy(t *testing.T) {
 
 // offlineDocker answers like this machine's Docker 20.10.24 with the kind-offline node image built and
 // no registry reachable (outputs recorded from the real daemon).
-type offlineDocker struct{ present []string }
+type offlineDocker struct{ present, pullable []string }
 
 func (o offlineDocker) Run(_ context.Context, name string, args ...string) ([]byte, error) {
 	if name != "docker" {
@@ -162,6 +162,9 @@ func (o offlineDocker) Run(_ context.Context, name string, args ...string) ([]by
 		}
 		return fail("Error response from daemon: no such image: " + img + ": No such image: " + img + "\n")
 	case args[0] == "pull":
+		if slices.Contains(o.pullable, args[1]) {
+			return []byte("v0.14.3: Pulling from testing/metallb/controller\nStatus: Image is up to date for " + args[1] + "\n"), nil
+		}
 		host, _, _ := strings.Cut(args[1], "/")
 		return fail(`Error response from daemon: Get "https://` + host + `/v2/": dial tcp: lookup ` + host + " on 10.255.255.53:53: no such host\n")
 	}
@@ -170,22 +173,32 @@ func (o offlineDocker) Run(_ context.Context, name string, args ...string) ([]by
 
 // TestAutoChoosesLocalWhenKindCannotStart: Docker answers but nothing can be pulled (this machine with
 // kind-offline's node image): a kind lab would fail at MetalLB, so auto chooses local and says why;
-// with the images present it chooses kind.
+// with MetalLB pullable, or offline images, it chooses kind.
 func TestAutoChoosesLocalWhenKindCannotStart(t *testing.T) {
 	t.Setenv("MCLAB_KIND_NODE_IMAGE", "mclab.local/kind-node:v1.37.2")
-	s, _ := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+	const node, metallb = "mclab.local/kind-node:v1.37.2", "registry.istio.io/testing/metallb/controller:v0.14.3"
 	for _, tc := range []struct {
 		name     string
 		present  []string
+		pullable []string
+		offline  bool
 		provider string
 		note     string
 	}{
-		{"node image only", []string{"mclab.local/kind-node:v1.37.2"}, "local", "provider auto: chose local because docker answered (engine 20.10.24+dfsg1), but image registry.istio.io/testing/metallb/controller:v0.14.3 is not in docker and cannot be pulled (Error response from daemon: Get \"https://registry.istio.io/v2/\": dial tcp: lookup registry.istio.io"},
-		{"no node image", nil, "local", "image mclab.local/kind-node:v1.37.2 is not in docker and cannot be pulled"},
-		{"everything loaded", []string{"mclab.local/kind-node:v1.37.2", "registry.istio.io/testing/metallb/controller:v0.14.3"}, "kind", "provider auto: chose kind because docker answered"},
+		{"node image only", []string{node}, nil, false, "local", "provider auto: chose local because docker answered (engine 20.10.24+dfsg1), but image registry.istio.io/testing/metallb/controller:v0.14.3 cannot be pulled (the nodes pull it themselves) (Error response from daemon: Get \"https://registry.istio.io/v2/\": dial tcp: lookup registry.istio.io"},
+		{"no node image", nil, nil, false, "local", "image mclab.local/kind-node:v1.37.2 is not in docker and cannot be pulled"},
+		// Seen in CI: `mclab images` had put MetalLB's image into the host's Docker, but the nodes pull
+		// it from its registry unless the lab loads it (offline or preloaded images).
+		{"MetalLB in the host's Docker only", []string{node, metallb}, nil, false, "local", "cannot be pulled (the nodes pull it themselves)"},
+		{"MetalLB pullable", []string{node}, []string{metallb}, false, "kind", "provider auto: chose kind because docker answered"},
+		{"offline images", []string{node}, nil, true, "kind", "provider auto: chose kind because docker answered"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := &lab.Manager{Store: state.Store{Root: t.TempDir()}, Out: io.Discard, Runner: offlineDocker{tc.present}}
+			m := &lab.Manager{Store: state.Store{Root: t.TempDir()}, Out: io.Discard, Runner: offlineDocker{tc.present, tc.pullable}}
+			s, _ := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+			if tc.offline {
+				s.Provider.Kind = &scenario.KindOptions{OfflineImages: true}
+			}
 			pl, _, err := m.Plan(t.Context(), s, "x")
 			if err != nil {
 				t.Fatal(err)

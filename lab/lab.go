@@ -90,7 +90,11 @@ func (m *Manager) resolveProvider(ctx context.Context, s *scenario.Scenario) (sc
 	requested := s.Provider.Name
 	switch requested {
 	case scenario.ProviderAuto, "":
-		d := provider.Detect(ctx, m.Runner, kind.RequiredImages(s)...)
+		var need []provider.Image
+		for _, img := range kind.RequiredImages(s) {
+			need = append(need, provider.Image{Ref: img, Pulled: kind.PulledByNodes(s, img)})
+		}
+		d := provider.Detect(ctx, m.Runner, need...)
 		if d.Provider == scenario.ProviderKind && !strings.HasPrefix(d.Reason, "docker") {
 			return scenario.ProviderLocal, fmt.Sprintf("provider auto: chose local: %s, but mclab's kind provider drives Docker (podman: run `mclab up --provider kind` with DOCKER_HOST at podman's socket)", d.Reason), nil
 		}

@@ -11,7 +11,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"mclab.dev/mclab/lab/istio"
-	"mclab.dev/mclab/lab/provider"
 )
 
 // CheckRemoteClustersSynced: every primary's istiod reads each cluster of its mesh through a remote
@@ -71,7 +70,7 @@ func (t *Target) diagnoseSecretServer(ctx context.Context, primary, remote strin
 		return fmt.Sprintf("its remote secret holds no valid kubeconfig (%v)", err)
 	}
 	for _, c := range kc.Clusters {
-		if t.Capabilities.Istiod == provider.IstiodInCluster && loopback(c.Server) {
+		if loopback(c.Server) && t.istiodInPod(ctx, primary) {
 			return fmt.Sprintf("its remote secret points at %s, a loopback address, which from istiod's pod is the pod itself; the server must be an address the cluster reaches (kind: the control-plane container's, as kind's internal kubeconfig has it)", c.Server)
 		}
 		u, err := url.Parse(c.Server)

@@ -74,3 +74,28 @@ func TestHostnameGatewayAddress(t *testing.T) {
 		t.Errorf("an IP is itself: %v", got)
 	}
 }
+
+// A loopback remote-secret server is unreachable only where istiod runs in a pod: kind's in-cluster
+// istiod (seen on real kind here), not a local process or an external control plane on the host.
+func TestLoopbackServerMattersOnlyForIstiodInPods(t *testing.T) {
+	for _, s := range []string{"https://127.0.0.1:35935", "https://localhost:6443", "https://[::1]:6443"} {
+		if !loopback(s) {
+			t.Errorf("%s is loopback", s)
+		}
+	}
+	if loopback("https://172.18.0.3:6443") {
+		t.Error("a container IP is not loopback")
+	}
+	istiod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "istiod-7c9d", Namespace: "istio-system", Labels: map[string]string{"app": "istiod"}}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	s := mustCompose(t, scenario.SingleNetwork, 2)
+	inPod := &Target{Scenario: s, Clients: map[string]*kube.Client{"c1": {Name: "c1", Kube: fake.NewClientset(istiod)}}}
+	inPod.Capabilities.Istiod = "in-cluster"
+	if !inPod.istiodInPod(context.Background(), "c1") {
+		t.Error("a running istiod pod in c1")
+	}
+	external := &Target{Scenario: s, Clients: map[string]*kube.Client{"c1": {Name: "c1", Kube: fake.NewClientset()}}}
+	external.Capabilities.Istiod = "in-cluster" // the existing provider's default, istiod actually on the host
+	if external.istiodInPod(context.Background(), "c1") {
+		t.Error("no istiod pod: istiod runs elsewhere")
+	}
+}

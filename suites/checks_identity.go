@@ -65,7 +65,7 @@ func CheckRemoteAPIServers(ctx context.Context, t *Target) Verdict {
 			server := cfg.Host
 			// Where istiod runs in a pod, a loopback server is the pod itself: it can never reach the
 			// remote API server there, whatever answers on the host (kind's published port does).
-			if t.Capabilities.Istiod == provider.IstiodInCluster && loopback(server) {
+			if loopback(server) && t.istiodInPod(ctx, p.Name) {
 				v.fail("%s's remote secret for %s points at %s, a loopback address: istiod runs in a pod of %s, where that is the pod itself, so it cannot reach %s (kind: the server must be the control-plane container's address, as kind's internal kubeconfig has it; `mclab up` converges the secret)", p.Name, w.Name, server, p.Name, w.Name)
 				continue
 			}
@@ -213,4 +213,23 @@ func loopback(server string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// istiodInPod reports whether the istiod of a primary runs as a pod of its cluster (the chart's
+// Deployment), where a loopback address is the pod itself; an istiod run elsewhere (a process on the
+// host, an external control plane) may well reach a loopback server.
+func (t *Target) istiodInPod(ctx context.Context, primary string) bool {
+	if t.Capabilities.Istiod != provider.IstiodInCluster {
+		return false
+	}
+	pods, err := t.Clients[primary].Kube.CoreV1().Pods(istio.IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+	if err != nil {
+		return false
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase == "Running" {
+			return true
+		}
+	}
+	return false
 }

@@ -20,11 +20,18 @@ type Detection struct {
 	Reason string
 }
 
+// Image is an image a kind lab needs; Pulled says the nodes pull it from its registry themselves (so
+// being in the host's Docker is not enough: it must be pullable).
+type Image struct {
+	Ref    string
+	Pulled bool
+}
+
 // Detect asks the container runtimes kind supports (docker, then podman) whether their engine answers
 // and, for docker, whether the images a kind lab needs (the node image, MetalLB's) are there or can be
 // pulled: on a machine where Docker runs but nothing can be pulled, a kind lab cannot start, so auto
 // chooses local and says why.
-func Detect(ctx context.Context, r exec.Runner, images ...string) Detection {
+func Detect(ctx context.Context, r exec.Runner, images ...Image) Detection {
 	var why []string
 	for _, rt := range []struct {
 		name string
@@ -71,23 +78,31 @@ func shortReason(err error) string {
 // PullTimeout bounds auto's attempt to pull an image kind needs.
 var PullTimeout = 60 * time.Second
 
-// unavailable returns why one of images is neither in docker nor pullable, or "".
-func unavailable(ctx context.Context, r exec.Runner, images []string) string {
-	for _, img := range images {
+// unavailable returns why one of images cannot reach the nodes (not in docker and not pullable, or,
+// for an image the nodes pull, not pullable), or "".
+func unavailable(ctx context.Context, r exec.Runner, images []Image) string {
+	for _, im := range images {
+		img := im.Ref
 		if img == "" {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := r.Run(cctx, "docker", "image", "inspect", "--format", "{{.Id}}", img)
-		cancel()
-		if err == nil {
-			continue
+		if !im.Pulled {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := r.Run(cctx, "docker", "image", "inspect", "--format", "{{.Id}}", img)
+			cancel()
+			if err == nil {
+				continue
+			}
 		}
-		cctx, cancel = context.WithTimeout(ctx, PullTimeout)
-		_, err = r.Run(cctx, "docker", "pull", img)
+		cctx, cancel := context.WithTimeout(ctx, PullTimeout)
+		_, err := r.Run(cctx, "docker", "pull", img)
 		cancel()
 		if err != nil {
-			return fmt.Sprintf("image %s is not in docker and cannot be pulled (%s): a kind lab could not start; pull or load it (for the node image: set MCLAB_KIND_NODE_IMAGE), or run --provider kind to see the failure", img, shortReason(err))
+			where := "is not in docker and cannot be pulled"
+			if im.Pulled {
+				where = "cannot be pulled (the nodes pull it themselves)"
+			}
+			return fmt.Sprintf("image %s %s (%s): a kind lab could not start; make it pullable, use --offline-images, or set MCLAB_KIND_NODE_IMAGE for the node image", img, where, shortReason(err))
 		}
 	}
 	return ""

@@ -138,10 +138,19 @@ func RequiredImages(s *scenario.Scenario) []string {
 		img = defaults.Image
 	}
 	out := []string{img}
-	if kindOptions(s).LoadBalancer == "" || kindOptions(s).LoadBalancer == scenario.KindLBMetalLB {
+	opts := kindOptions(s)
+	if (opts.LoadBalancer == "" || opts.LoadBalancer == scenario.KindLBMetalLB) && !opts.OfflineImages {
 		out = append(out, MetalLBControllerImage)
 	}
 	return out
+}
+
+// PulledByNodes reports whether the image is one the nodes pull themselves (from its registry), so
+// that being in the host's Docker is not enough: only the node image, offline and preloaded images
+// reach the nodes from the host.
+func PulledByNodes(s *scenario.Scenario, image string) bool {
+	opts := kindOptions(s)
+	return image != NodeImage(s) && image != defaults.Image && !opts.OfflineImages && !opts.PreloadImages
 }
 
 // MetalLBControllerImage is the controller image of fixtures/metallb's manifest.
