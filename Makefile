@@ -9,6 +9,7 @@ PROVIDER ?= auto
 # The lab name follows the scenario's name (e.g. multi-network, multi-network-primary-remote-3).
 NAME     ?= $(TOPOLOGY)$(if $(filter-out multi-primary,$(MODEL)),-$(MODEL))$(if $(filter-out 2,$(CLUSTERS)),-$(CLUSTERS))
 
+SHELL    := bash
 GO       ?= go
 BIN      := $(CURDIR)/bin
 MCLAB    := $(BIN)/mclab
@@ -55,8 +56,13 @@ images: build
 	$(MCLAB) images
 
 ## test: every test, unit and integration (the integration tests run real local clusters)
+# The full log goes to bin/test.log; the terminal shows each package, each integration test's result
+# (real kind included, with its figures or the reason it skipped) and every failure.
 test: verify-code tools
-	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@mkdir -p $(BIN)
+	set -o pipefail; $(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./... 2>&1 | tee $(BIN)/test.log | \
+		grep --line-buffered -E '^(ok|FAIL|panic:)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^\s+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind)'
+	@echo "full test log: $(BIN)/test.log"
 
 ## unit: the fast tests only
 unit:
