@@ -132,3 +132,25 @@ func TestVersionAndListScenarios(t *testing.T) {
 		t.Errorf("list --scenarios: %s", out)
 	}
 }
+
+// Verify's usage errors exit 2 (never 1, which a gate reads as "non-conformant") and create nothing:
+// an unknown lab, a bad view, a filter Ginkgo cannot parse, a mistyped flag or command.
+func TestVerifyUsageErrorsExit2AndCreateNothing(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	for _, args := range [][]string{
+		{"verify", "--name", "ghost"},
+		{"verify"},
+		{"verify", "--name", "ghost", "--view", "everything"},
+		{"verify", "--name", "ghost", "--label-filter", "MC-MTLS &&"},
+		{"verify", "--name", "ghost", "--lable-filter", "MC-MTLS"},
+		{"verfy", "--name", "ghost"},
+	} {
+		_, errOut, code := run(t, append(args, "--state-dir", state)...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, errOut)
+		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("usage errors created state: %v", err)
+	}
+}

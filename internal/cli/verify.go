@@ -75,6 +75,11 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		return &exitError{code: 2, err: err}
 	}
 	if o.reportDir == "" {
+		// The default report dir is inside the lab's state: never create state for a lab that is not
+		// there (it would then be listed as a broken lab).
+		if _, err := m.Store.Load(o.name); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("%w\nUsage: mclab verify --name LAB (`mclab list` shows the labs; --report-dir writes the JUnit of a failed setup elsewhere)", err)}
+		}
 		o.reportDir = filepath.Join(m.Store.Dir(o.name), "reports", time.Now().UTC().Format("20060102T150405Z"))
 	}
 	target, env, err := o.target(ctx, g)
