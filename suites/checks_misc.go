@@ -39,6 +39,13 @@ func CheckRemotesServed(ctx context.Context, t *Target) Verdict {
 		if c.Role != scenario.Remote {
 			continue
 		}
+		if at, finding, err := t.remoteIstiodPath(ctx, c); finding != "" {
+			v.fail("%s", finding)
+		} else if err != nil {
+			v.cannot("%v", err)
+		} else {
+			v.saw("remote %s: Service istiod -> %s (%s's %s)", c.Name, at, c.Primary, exposureOf(t, *t.Scenario.Cluster(c.Primary)))
+		}
 		pod, err := t.probe(ctx, c.Name)
 		if err != nil {
 			v.cannot("%v", err)

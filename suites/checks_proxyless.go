@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	echoproto "istio.io/istio/pkg/test/echo/proto"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/scenario"
@@ -58,6 +61,9 @@ func CheckProxylessReached(ctx context.Context, t *Target) Verdict {
 						hint = "; where requests to another cluster's pods fail: " + hintSameNetwork
 					}
 				}
+				if xdsStreamFailed(err.Error()) {
+					hint = "; the client's xDS stream to istiod failed: " + t.whyNoIstiod(ctx, client)
+				}
 				v.fail("proxyless gRPC requests from %s to %s failed: %v%s", client.Name, ProxylessURL, err, hint)
 			} else {
 				v.cannot("%v", err)
@@ -94,6 +100,12 @@ func CheckProxylessReached(ctx context.Context, t *Target) Verdict {
 			}
 		}
 		for _, c := range want {
+			if reached[c.Name] == 0 {
+				if pods, err := t.notReadyIn(ctx, c.Name, istio.ProxylessNamespace, "echo"); err == nil && len(pods) > 0 {
+					v.cannot("proxyless gRPC from %s never reached %s, whose echo pods are not Ready (%s): a sample that is not serving cannot show whether the mesh routes there; see `kubectl -n %s describe pods` in %s", client.Name, c.Name, strings.Join(pods, ", "), istio.ProxylessNamespace, c.Name)
+					continue
+				}
+			}
 			switch {
 			case c.Network == client.Network && reached[c.Name] == 0:
 				v.fail("proxyless gRPC from %s never reached %s on the same network (reached %s): %s", client.Name, c.Name, describe(reached), t.whyUnreached(ctx, client, c))
@@ -163,4 +175,83 @@ func (t *Target) whyUnreached(ctx context.Context, client, other scenario.Cluste
 		return fmt.Sprintf("istiod of %s sends %s's endpoints (%s), but requests never reach them: %s", t.topo().Serving(client).Name, other.Name, strings.Join(sent, ", "), hintSameNetwork)
 	}
 	return fmt.Sprintf("istiod of %s does not send %s's echo endpoints: %s", t.topo().Serving(client).Name, other.Name, t.whyMissing(ctx, client, other))
+}
+
+// xdsStreamFailed reports whether a gRPC error is the xDS client's stream to istiod failing (through
+// pilot-agent, which dials istiod's 15012), as grpc-go's xDS client words it:
+// "xds: error received from xDS stream: ... dial tcp 10.255.20.126:15012: connect: no route to host"
+// (recorded on kind here with a remote's istiod unreachable).
+func xdsStreamFailed(msg string) bool {
+	return strings.Contains(msg, "error received from xDS stream") || strings.Contains(msg, ":15012:")
+}
+
+// whyNoIstiod says where cluster c's workloads reach their istiod and what is wrong on the way.
+func (t *Target) whyNoIstiod(ctx context.Context, c scenario.Cluster) string {
+	if c.Role != scenario.Remote {
+		return fmt.Sprintf("workloads of %s reach istiod of their own cluster at istiod.istio-system.svc:15012; is istiod running (kubectl -n istio-system get pods,endpoints istiod)?", c.Name)
+	}
+	at, finding, err := t.remoteIstiodPath(ctx, c)
+	switch {
+	case finding != "":
+		return finding
+	case err != nil:
+		return err.Error()
+	}
+	serving := t.topo().Serving(c)
+	return fmt.Sprintf("remote %s's Service istiod points at %s (%s's %s), which does not answer on 15012 from %s", c.Name, at, serving.Name, exposureOf(t, serving), c.Name)
+}
+
+func exposureOf(t *Target, primary scenario.Cluster) string {
+	if t.topo().ExposesIstiodThroughLoadBalancer(primary) {
+		return "Service " + istio.IstiodLBName
+	}
+	return "east-west gateway"
+}
+
+// remoteIstiodPath checks, without traffic, the way remote c's workloads reach their primary's istiod:
+// they dial Service istiod of their own cluster, whose endpoint the chart sets to remotePilotAddress
+// (an EndpointSlice for an IP, ExternalName for a hostname), which must be the address of the primary's
+// istiod-lb Service or east-west gateway (istio.exposeIstiod). It returns that address, or a finding,
+// or an error for what could not be read.
+func (t *Target) remoteIstiodPath(ctx context.Context, c scenario.Cluster) (string, string, error) {
+	serving := t.topo().Serving(c)
+	via := exposureOf(t, serving)
+	svcName := istio.EastWestGatewayName
+	if t.topo().ExposesIstiodThroughLoadBalancer(serving) {
+		svcName = istio.IstiodLBName
+	}
+	want, err := t.loadBalancerOf(ctx, serving.Name, svcName)
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", fmt.Sprintf("remote %s reaches istiod of %s through %s's %s, which does not exist (istio.exposeIstiod; `mclab up` restores it)", c.Name, serving.Name, serving.Name, via), nil
+	case err != nil:
+		return "", "", fmt.Errorf("reading %s's %s (how remote %s reaches its istiod): %w", serving.Name, via, c.Name, err)
+	case want == "":
+		return "", fmt.Sprintf("remote %s reaches istiod of %s through its %s, which has no LoadBalancer address", c.Name, serving.Name, via), nil
+	}
+	svc, err := t.Clients[c.Name].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, "istiod", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", fmt.Sprintf("remote %s has no Service istio-system/istiod (the istiod chart with profile remote renders it from global.remotePilotAddress)", c.Name), nil
+	case err != nil:
+		return "", "", fmt.Errorf("reading remote %s's Service istiod: %w", c.Name, err)
+	}
+	var have []string
+	if svc.Spec.ExternalName != "" {
+		have = []string{svc.Spec.ExternalName}
+	} else {
+		eps, err := t.Clients[c.Name].Kube.DiscoveryV1().EndpointSlices(istio.IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=istiod"})
+		if err != nil {
+			return "", "", fmt.Errorf("reading remote %s's istiod endpoints: %w", c.Name, err)
+		}
+		for _, sl := range eps.Items {
+			for _, e := range sl.Endpoints {
+				have = append(have, e.Addresses...)
+			}
+		}
+	}
+	if !slices.Contains(have, want) {
+		return "", fmt.Sprintf("remote %s's Service istiod points at %v, but %s's %s is at %s (global.remotePilotAddress is stale; `mclab up` re-renders it)", c.Name, have, serving.Name, via, want), nil
+	}
+	return want, "", nil
 }

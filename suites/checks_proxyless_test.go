@@ -54,6 +54,11 @@ func (e *echoApp) ForwardEcho(_ context.Context, r *echoproto.ForwardEchoRequest
 }
 
 func proxylessTarget(t *testing.T, apps map[string]*echoApp) *Target {
+	return proxylessTargetWith(t, apps, nil)
+}
+
+// proxylessTargetWith: the echo pods of the clusters in notReady are Running but not Ready.
+func proxylessTargetWith(t *testing.T, apps map[string]*echoApp, notReady map[string]bool) *Target {
 	t.Helper()
 	s := mixed(t)
 	addrs := map[string]string{}
@@ -72,7 +77,11 @@ func proxylessTarget(t *testing.T, apps map[string]*echoApp) *Target {
 	tg.Scenario.Istio.Samples = "proxyless"
 	for _, c := range s.Clusters {
 		echo := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "echo-" + c.Name, Namespace: "proxyless", Labels: map[string]string{"app": "echo"}},
-			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: podIP(c.Name, 3)}}
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: podIP(c.Name, 3),
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+		if notReady[c.Name] {
+			echo.Status.Conditions[0].Status = corev1.ConditionFalse
+		}
 		tg.Clients[c.Name] = &kube.Client{Name: c.Name, Kube: fake.NewClientset(echo)}
 	}
 	tg.Forward = func(_ context.Context, cluster, ns, sel string, ports []int) (map[int]string, func(), error) {
@@ -108,10 +117,12 @@ func TestCheckProxylessReached(t *testing.T) {
 			[]string{"proxyless gRPC from c1 never reached c2 on the same network (reached c1×20, c3×10)"}, ""},
 		{"requests time out", map[string]*echoApp{"c1": {answer: every}, "c2": {answer: func(int) string { return "" }}, "c3": {answer: every}},
 			[]string{"proxyless gRPC requests from c2 to xds:///echo.proxyless.svc.cluster.local:7071 failed: request set timed out after 5s and only 0/30 requests completed"}, ""},
+		{"c2 never reached while its echo is not Ready is not judged", map[string]*echoApp{"c1": {answer: noC2}, "c2": {answer: every}, "c3": {answer: every}},
+			nil, "proxyless gRPC from c1 never reached c2, whose echo pods are not Ready (echo-c2 (Running))"},
 		{"a port-forward that fails is not judged", map[string]*echoApp{"c1": {answer: every}, "c2": {answer: every}}, nil, "port-forward to the echo app in c3/proxyless"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := CheckProxylessReached(context.Background(), proxylessTarget(t, tc.apps))
+			v := CheckProxylessReached(context.Background(), proxylessTargetWith(t, tc.apps, map[string]bool{"c2": strings.Contains(tc.name, "not Ready")}))
 			got := joined(v)
 			if len(tc.want) == 0 && got != "" {
 				t.Errorf("failures: %s", got)

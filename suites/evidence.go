@@ -26,7 +26,12 @@ func GatewayAddress(ctx context.Context, t *Target, cluster string) (string, err
 }
 
 func (t *Target) networkGatewayOf(ctx context.Context, cluster string) (string, error) {
-	svc, err := t.Clients[cluster].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, istio.EastWestGatewayName, metav1.GetOptions{})
+	return t.loadBalancerOf(ctx, cluster, istio.EastWestGatewayName)
+}
+
+// loadBalancerOf is the LoadBalancer address of Service istio-system/name in cluster, or "".
+func (t *Target) loadBalancerOf(ctx context.Context, cluster, name string) (string, error) {
+	svc, err := t.Clients[cluster].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", err
 	}

@@ -79,7 +79,7 @@ func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, e
 const SidecarSampleChecks = "sidecar-sample checks"
 
 func noSidecarSamples(t *Target) string {
-	return fmt.Sprintf("the lab deploys no sidecar samples (istio.samples: %s)", t.Scenario.Istio.Samples)
+	return fmt.Sprintf("the lab deploys no sidecar samples (istio.samples: %s)", scenario.SampleSet(t.Scenario))
 }
 
 // dataPlaneUnavailable says why data-plane checks cannot run against t, or "" when they can.

@@ -235,7 +235,7 @@ var _ = Describe("MC-DISCOVERY", Label("MC-DISCOVERY"), func() {
 	})
 	It("proxyless gRPC clients reach echo in every cluster of the mesh", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
 		if !scenario.HasProxylessSamples(current.Scenario) {
-			notApplicable("the lab deploys no proxyless samples (istio.samples: " + current.Scenario.Istio.Samples + ")")
+			notApplicable("the lab deploys no proxyless samples (istio.samples: " + scenario.SampleSet(current.Scenario) + ")")
 		}
 		dataPlane(ctx, "echo client xds:///echo.proxyless:7070 from every cluster", converges, CheckProxylessReached)
 	})

@@ -174,6 +174,28 @@ func (t *Target) podIPsIn(ctx context.Context, cluster, namespace, app string) (
 	return out, nil
 }
 
+// notReadyIn names the pods with label app=<app> in cluster's namespace that are not Ready (and so are
+// out of their Service's endpoints): a sample that is not serving cannot show what the mesh does.
+func (t *Target) notReadyIn(ctx context.Context, cluster, namespace, app string) ([]string, error) {
+	pods, err := t.Clients[cluster].Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range pods.Items {
+		ready := false
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		if !ready {
+			out = append(out, fmt.Sprintf("%s (%s)", p.Name, p.Status.Phase))
+		}
+	}
+	return out, nil
+}
+
 func keys(m map[string]bool) string {
 	var out []string
 	for k := range m {

@@ -33,7 +33,7 @@ func (f *scenarioFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.provider, "provider", "", "auto, kind, local or existing (default: the scenario's, else auto)")
 	fs.StringVar(&f.name, "name", "", "lab name (default: the scenario's name)")
 	fs.BoolVar(&f.offlineImages, "offline-images", false, "kind: build the images the lab needs from source and load them into the nodes (no registry needed; provider.kind.offlineImages)")
-	fs.StringVar(&f.samples, "samples", "", "sample workloads: sidecar, proxyless (gRPC without Envoy), all or none (default: the scenario's, else sidecar; istio.samples)")
+	fs.StringVar(&f.samples, "samples", "", "sample workloads: sidecar, proxyless (gRPC without Envoy), all or none (default: the scenario's, else proxyless with --offline-images, else sidecar; istio.samples)")
 }
 
 // resolve returns the scenario the flags choose, with the provider override applied, and the lab name.

@@ -80,10 +80,51 @@ func (in *Installer) exposeFixtures(c scenario.Cluster) []string {
 	if c.Role == scenario.Primary && t.MultiNetworkMesh(c.Mesh) {
 		out = append(out, "istio/expose-services.yaml")
 	}
-	if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
+	if t.ExposesIstiodThroughGateway(c) {
 		out = append(out, "istio/expose-istiod.yaml")
 	}
 	return out
+}
+
+// IstiodLBName is the LoadBalancer Service in front of istiod of istio.exposeIstiod: loadBalancer.
+const IstiodLBName = "istiod-lb"
+
+// istiodLBFixture is that Service's manifest.
+const istiodLBFixture = "istio/expose-istiod-lb.yaml"
+
+// remotePilotAddress is where the remotes of primary reach its istiod: its istiod-lb Service's address
+// (istio.exposeIstiod: loadBalancer), else its east-west gateway's.
+func (in *Installer) remotePilotAddress(primary scenario.Cluster) (string, error) {
+	if !in.topo().ExposesIstiodThroughLoadBalancer(primary) {
+		return in.gatewayAddress(primary.Name)
+	}
+	addr, err := readServiceAddress(context.Background(), in, primary.Name, IstiodLBName)
+	if err != nil {
+		return "", err
+	}
+	if addr == "" {
+		return "", fmt.Errorf("%s's Service %s has no LoadBalancer address yet", primary.Name, IstiodLBName)
+	}
+	return addr, nil
+}
+
+// exposeIstiodLB puts a LoadBalancer Service in front of primary c's istiod and waits for its address.
+func (in *Installer) exposeIstiodLB(ctx context.Context, c scenario.Cluster) error {
+	if err := applyFixture(ctx, in, c.Name, istiodLBFixture); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, gatewayAddressTimeout)
+	defer cancel()
+	for {
+		if _, err := in.remotePilotAddress(c); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("Service %s/%s of %s got no LoadBalancer address in %s (EXTERNAL-IP <pending>): %s", IstioNamespace, IstiodLBName, c.Name, gatewayAddressTimeout, in.loadBalancerFix())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 type serviceStatusClient interface {

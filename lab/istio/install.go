@@ -120,7 +120,11 @@ func (in *Installer) Steps() []plan.Step {
 		if process {
 			webhook = "<istiod webhook of " + t.Serving(c).Name + ">"
 		}
-		v := IstiodValues(t, c, webhook, []byte("<mesh root>"), "<east-west gateway address of "+t.Serving(c).Name+">")
+		pilot := "<east-west gateway address of " + t.Serving(c).Name + ">"
+		if t.ExposesIstiodThroughLoadBalancer(t.Serving(c)) {
+			pilot = "<" + IstiodLBName + " address of " + t.Serving(c).Name + ">"
+		}
+		v := IstiodValues(t, c, webhook, []byte("<mesh root>"), pilot)
 		istiodDetails[c.Name] = fmt.Sprintf("%s: chart istio-control/istio-discovery %s", c.Name, valuesSummary(v))
 	}
 	var secretDetails []string
@@ -173,6 +177,18 @@ func (in *Installer) Steps() []plan.Step {
 	if len(servingGateways) > 0 {
 		steps = append(steps, gateways(servingGateways))
 	}
+	var lbServing []scenario.Cluster
+	for _, p := range primaries {
+		if t.ExposesIstiodThroughLoadBalancer(p) {
+			lbServing = append(lbServing, p)
+		}
+	}
+	if len(lbServing) > 0 {
+		steps = append(steps, plan.Step{Title: "Exposing istiod of " + names(lbServing) + " to its remotes through a LoadBalancer Service", Details: []string{
+			"Service istio-system/" + IstiodLBName + " (fixtures/" + istiodLBFixture + "): type LoadBalancer, ports 15012 (xDS) and 15017 (webhook) to istiod; how Istio's test framework exposes an external control plane (istio.exposeIstiod: loadBalancer" + exposureReason(in.S) + ")",
+			in.gatewayWaitDetail(),
+		}, Run: func(ctx context.Context) error { return in.forEach(ctx, lbServing, in.exposeIstiodLB) }})
+	}
 	if len(remotes) > 0 {
 		steps = append(steps, istiodStep(remotes))
 	}
@@ -188,7 +204,7 @@ func (in *Installer) Steps() []plan.Step {
 	if scenario.HasProxylessSamples(in.S) {
 		steps = append(steps, plan.Step{Title: "Deploying proxyless gRPC samples", Details: []string{
 			fmt.Sprintf("namespace %s (istio-injection=enabled): Istio's echo app (%s) as echo-vN in the Nth cluster, injected with the grpc-agent template (pilot-agent, no Envoy), serving gRPC from xDS on 7070 (fixtures/istio/echo-proxyless.yaml)", ProxylessNamespace, in.EchoImage()),
-			"wait: every echo pod Running and injected by istiod",
+			"wait: every echo pod Running, Ready and injected by istiod",
 		}, Run: func(ctx context.Context) error { return in.forEach(ctx, all, in.proxylessSamples) }})
 	}
 	if f := in.federation(); f != nil {
@@ -200,6 +216,14 @@ func (in *Installer) Steps() []plan.Step {
 		steps = append(steps, plan.Step{Title: "Federating meshes", Details: d, Run: in.federate})
 	}
 	return steps
+}
+
+// exposureReason says why istiod is exposed through a LoadBalancer when the scenario does not say.
+func exposureReason(s *scenario.Scenario) string {
+	if s.Istio.ExposeIstiod == "" && scenario.OfflineImages(s) {
+		return "; the default with offline images: an east-west gateway needs Envoy, which they do not have"
+	}
+	return ""
 }
 
 func valuesSummary(v map[string]any) string {
@@ -228,7 +252,7 @@ func exposeSummary(t Topology, c scenario.Cluster) string {
 	if c.Role == scenario.Primary && t.MultiNetworkMesh(c.Mesh) {
 		parts = append(parts, "samples/multicluster/expose-services.yaml (15443 AUTO_PASSTHROUGH *.local)")
 	}
-	if c.Role == scenario.Primary && t.ServesRemotes(c.Name) {
+	if t.ExposesIstiodThroughGateway(c) {
 		parts = append(parts, "samples/multicluster/expose-istiod.yaml")
 	}
 	if len(parts) == 0 {

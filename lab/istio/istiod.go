@@ -63,7 +63,7 @@ func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
 	}
 	remotePilot := ""
 	if c.Role == scenario.Remote {
-		if remotePilot, err = in.gatewayAddress(serving.Name); err != nil {
+		if remotePilot, err = in.remotePilotAddress(serving); err != nil {
 			return nil, err
 		}
 	}

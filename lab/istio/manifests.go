@@ -32,6 +32,13 @@ func (in *Installer) Manifests(c scenario.Cluster) (map[string]string, error) {
 			out[f[len("istio/"):len(f)-len(".yaml")]] = string(data)
 		}
 	}
+	if in.topo().ExposesIstiodThroughLoadBalancer(c) {
+		data, err := fixtures.FS.ReadFile(istiodLBFixture)
+		if err != nil {
+			return nil, err
+		}
+		out["expose-istiod-lb"] = string(data)
+	}
 	idx := -1
 	for i, cl := range in.S.Clusters {
 		if cl.Name == c.Name {

@@ -27,7 +27,7 @@ func (in *Installer) sampleDetails() []string {
 	for i, c := range in.S.Clusters {
 		out = append(out, fmt.Sprintf("%s: namespace %s (istio-injection=enabled); helloworld Service + helloworld-%s; curl; httpbin (samples/helloworld, curl, httpbin); httpbin STRICT mTLS and curl-plain without a sidecar (fixtures/istio/mtls-strict.yaml)", c.Name, SampleNamespace, HelloworldVersion(i)))
 	}
-	return append(out, "wait: every sample pod Running and injected by istiod (annotation sidecar.istio.io/status)")
+	return append(out, "wait: every sample pod Running, Ready and injected by istiod (annotation sidecar.istio.io/status)")
 }
 
 // sampleObjects returns the sample objects for cluster index i: Istio's samples, with helloworld's v1
@@ -190,10 +190,19 @@ func (in *Installer) proxylessSamples(ctx context.Context, c scenario.Cluster) e
 	return in.deploySamples(ctx, c, ProxylessNamespace, in.proxylessObjects)
 }
 
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // NoInjectAnnotation opts a pod out of injection (curl-plain, the client without a sidecar).
 const NoInjectAnnotation = "sidecar.istio.io/inject"
 
-// waitInjected waits until want pods of the sample namespace are Running and carry istiod's injection
+// waitInjected waits until want pods of the sample namespace are Running and Ready and carry istiod's injection
 // status annotation (except those that opt out of injection).
 func waitInjected(ctx context.Context, kc *kube.Client, namespace string, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
@@ -213,6 +222,10 @@ func waitInjected(ctx context.Context, kc *kube.Client, namespace string, want i
 					problem = fmt.Sprintf("pod %s was not injected", p.Name)
 				case p.Status.Phase != corev1.PodRunning:
 					problem = fmt.Sprintf("pod %s is %s", p.Name, p.Status.Phase)
+				case !podReady(p):
+					// Not Ready keeps the pod out of its Service's endpoints, so istiod sends no
+					// client its address yet (the first verify after up once missed one cluster).
+					problem = fmt.Sprintf("pod %s is Running but not Ready", p.Name)
 				default:
 					ok++
 				}

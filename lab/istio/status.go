@@ -123,11 +123,16 @@ func (in *Installer) clusterStatus(ctx context.Context, t Topology, c scenario.C
 }
 
 func readGatewayAddress(ctx context.Context, in *Installer, cluster string) (string, error) {
+	return readServiceAddress(ctx, in, cluster, EastWestGatewayName)
+}
+
+// readServiceAddress is the LoadBalancer address of Service istio-system/name in cluster, or "".
+func readServiceAddress(ctx context.Context, in *Installer, cluster, name string) (string, error) {
 	kc, err := in.client(ctx, cluster)
 	if err != nil {
 		return "", err
 	}
-	svc, err := kc.Kube.CoreV1().Services(IstioNamespace).Get(ctx, EastWestGatewayName, metav1.GetOptions{})
+	svc, err := kc.Kube.CoreV1().Services(IstioNamespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", err
 	}

@@ -73,7 +73,19 @@ func (t Topology) MultiNetworkMesh(mesh string) bool {
 // multi-network mesh, every primary that serves remotes (to expose istiod), and every cluster of a
 // federated scenario (meshes cross only through gateways).
 func (t Topology) NeedsEastWestGateway(c scenario.Cluster) bool {
-	return t.MultiNetworkMesh(c.Mesh) || (c.Role == scenario.Primary && t.ServesRemotes(c.Name)) || t.S.Istio.Model == scenario.Federated
+	return t.MultiNetworkMesh(c.Mesh) || (t.ExposesIstiodThroughGateway(c)) || t.S.Istio.Model == scenario.Federated
+}
+
+// ExposesIstiodThroughGateway reports whether c is a primary whose remotes reach its istiod through its
+// east-west gateway (Istio's expose-istiod sample).
+func (t Topology) ExposesIstiodThroughGateway(c scenario.Cluster) bool {
+	return c.Role == scenario.Primary && t.ServesRemotes(c.Name) && scenario.IstiodExposure(t.S) == scenario.ExposeEastWestGateway
+}
+
+// ExposesIstiodThroughLoadBalancer reports whether c is a primary whose remotes reach its istiod through
+// a LoadBalancer Service in front of it (fixtures/istio/expose-istiod-lb.yaml).
+func (t Topology) ExposesIstiodThroughLoadBalancer(c scenario.Cluster) bool {
+	return c.Role == scenario.Primary && t.ServesRemotes(c.Name) && scenario.IstiodExposure(t.S) == scenario.ExposeLoadBalancer
 }
 
 // InjectionPath is the injector path for cluster c, as Istio's CI writes it for remotes.
@@ -84,7 +96,8 @@ func InjectionPath(c scenario.Cluster) string {
 // IstiodValues are the istiod chart's values for cluster c. webhookHost, when set, is where the
 // serving istiod's webhook port is reached from the API server (a local process: "localhost:PORT");
 // the chart then renders url: webhooks with the mesh root as CA bundle, as for an external istiod.
-// remotePilotAddress is the serving primary's east-west gateway address, for remotes.
+// remotePilotAddress is where remotes reach the serving primary's istiod (its east-west gateway's or
+// istiod-lb's address).
 func IstiodValues(t Topology, c scenario.Cluster, webhookHost string, rootPEM []byte, remotePilotAddress string) map[string]any {
 	mesh := t.S.Mesh(c.Name)
 	global := map[string]any{

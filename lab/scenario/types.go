@@ -172,6 +172,37 @@ type Istio struct {
 	// and httpbin with sidecars), proxyless (Istio's echo app with the grpc-agent template: gRPC
 	// without Envoy), all, or none.
 	Samples string `json:"samples,omitempty"`
+	// ExposeIstiod is how remotes reach their primary's istiod (its xDS port 15012 and webhook port
+	// 15017): eastWestGateway (default; Istio's docs: samples/multicluster/expose-istiod.yaml through
+	// the primary's east-west gateway) or loadBalancer (a LoadBalancer Service in front of istiod, as
+	// Istio's test framework exposes an external control plane: no Envoy on the path, so it is the
+	// default with provider.kind.offlineImages, whose proxyv2 image has none).
+	ExposeIstiod string `json:"exposeIstiod,omitempty"`
+}
+
+// How remotes reach their primary's istiod (istio.exposeIstiod).
+const (
+	ExposeEastWestGateway = "eastWestGateway"
+	ExposeLoadBalancer    = "loadBalancer"
+)
+
+// ExposeIstiodValues are the valid istio.exposeIstiod values.
+var ExposeIstiodValues = []string{ExposeEastWestGateway, ExposeLoadBalancer}
+
+// OfflineImages reports whether the lab runs on images built on the host without Envoy
+// (provider.kind.offlineImages).
+func OfflineImages(s *Scenario) bool {
+	return s.Provider.Kind != nil && s.Provider.Kind.OfflineImages
+}
+
+// HasRemotes reports whether any cluster is a remote of a primary.
+func HasRemotes(s *Scenario) bool {
+	for _, c := range s.Clusters {
+		if c.Role == Remote {
+			return true
+		}
+	}
+	return false
 }
 
 // Sample sets.
@@ -187,12 +218,38 @@ var SampleSets = []string{SamplesSidecar, SamplesProxyless, SamplesAll, SamplesN
 
 // HasSidecarSamples reports whether the lab deploys the sidecar samples.
 func HasSidecarSamples(s *Scenario) bool {
-	return s.Istio.Samples == "" || s.Istio.Samples == SamplesSidecar || s.Istio.Samples == SamplesAll
+	return SampleSet(s) == SamplesSidecar || SampleSet(s) == SamplesAll
+}
+
+// SampleSet is the lab's sample set: istio.samples, else proxyless with offline images (whose proxyv2
+// has no Envoy for sidecars), else sidecar.
+func SampleSet(s *Scenario) string {
+	switch {
+	case s.Istio.Samples != "":
+		return s.Istio.Samples
+	case OfflineImages(s):
+		return SamplesProxyless
+	default:
+		return SamplesSidecar
+	}
+}
+
+// IstiodExposure is how remotes reach their primary's istiod: istio.exposeIstiod, else loadBalancer
+// with offline images (no Envoy for the east-west gateway), else eastWestGateway.
+func IstiodExposure(s *Scenario) string {
+	switch {
+	case s.Istio.ExposeIstiod != "":
+		return s.Istio.ExposeIstiod
+	case OfflineImages(s):
+		return ExposeLoadBalancer
+	default:
+		return ExposeEastWestGateway
+	}
 }
 
 // HasProxylessSamples reports whether the lab deploys the proxyless gRPC samples.
 func HasProxylessSamples(s *Scenario) bool {
-	return s.Istio.Samples == SamplesProxyless || s.Istio.Samples == SamplesAll
+	return SampleSet(s) == SamplesProxyless || SampleSet(s) == SamplesAll
 }
 
 // Trust is how federated meshes trust each other's workloads.

@@ -50,6 +50,10 @@ func (s *Scenario) Validate(source string) error {
 	if s.Istio.Samples != "" && !slices.Contains(SampleSets, s.Istio.Samples) {
 		errs = append(errs, field.NotSupported(field.NewPath("istio", "samples"), s.Istio.Samples, SampleSets))
 	}
+	if e := s.Istio.ExposeIstiod; e != "" && !slices.Contains(ExposeIstiodValues, e) {
+		errs = append(errs, field.NotSupported(field.NewPath("istio", "exposeIstiod"), e, ExposeIstiodValues))
+	}
+	errs = append(errs, s.validateEnvoyless()...)
 	if !slices.Contains(Models, s.Istio.Model) {
 		errs = append(errs, field.NotSupported(field.NewPath("istio", "model"), s.Istio.Model, Models))
 	}
@@ -371,3 +375,23 @@ const (
 )
 
 var imageTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// validateEnvoyless rejects what cannot run on offline images, whose proxyv2 has pilot-agent but no
+// Envoy (Envoy cannot be built from source here): sidecar samples, and istiod exposed to remotes
+// through the east-west gateway; and a LoadBalancer in front of istiod where istiod is not in a
+// cluster.
+func (s *Scenario) validateEnvoyless() field.ErrorList {
+	var errs field.ErrorList
+	if OfflineImages(s) {
+		if set := s.Istio.Samples; set == SamplesSidecar || set == SamplesAll {
+			errs = append(errs, field.Invalid(field.NewPath("istio", "samples"), set, "sidecar samples run Envoy, which provider.kind.offlineImages does not build (its proxyv2 holds pilot-agent only); use samples: proxyless (gRPC without Envoy) or none, or drop offlineImages where images can be pulled"))
+		}
+		if s.Istio.ExposeIstiod == ExposeEastWestGateway && HasRemotes(s) {
+			errs = append(errs, field.Invalid(field.NewPath("istio", "exposeIstiod"), ExposeEastWestGateway, "the east-west gateway runs Envoy, which provider.kind.offlineImages does not build; use exposeIstiod: loadBalancer (the default with offline images)"))
+		}
+	}
+	if s.Istio.ExposeIstiod == ExposeLoadBalancer && s.Provider.Name == ProviderLocal {
+		errs = append(errs, field.Invalid(field.NewPath("istio", "exposeIstiod"), ExposeLoadBalancer, "istiod runs as a host process on provider local and is reached by its remotes through the lab's gateway address; remove exposeIstiod or use provider kind or existing"))
+	}
+	return errs
+}

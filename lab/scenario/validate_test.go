@@ -161,6 +161,26 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"provider.kind.workers", "0 to 10"},
 		},
 		{
+			name: "sidecar samples on offline images",
+			doc:  head + "istio: {samples: sidecar}\nprovider: {name: kind, kind: {offlineImages: true}}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.samples", "sidecar samples run Envoy", "samples: proxyless"},
+		},
+		{
+			name: "istiod through the gateway on offline images",
+			doc:  head + "istio: {model: primary-remote, exposeIstiod: eastWestGateway}\nprovider: {name: kind, kind: {offlineImages: true}}\nclusters:\n- {name: a}\n- {name: b, role: remote, primary: a}\n",
+			want: []string{"istio.exposeIstiod", "east-west gateway runs Envoy", "exposeIstiod: loadBalancer"},
+		},
+		{
+			name: "istiod behind a LoadBalancer on provider local",
+			doc:  head + "istio: {model: primary-remote, exposeIstiod: loadBalancer}\nprovider: {name: local}\nclusters:\n- {name: a}\n- {name: b, role: remote, primary: a}\n",
+			want: []string{"istio.exposeIstiod", "host process on provider local"},
+		},
+		{
+			name: "unknown istiod exposure",
+			doc:  head + "istio: {exposeIstiod: nodePort}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.exposeIstiod", "Unsupported value: \"nodePort\"", "loadBalancer"},
+		},
+		{
 			name: "wrong apiVersion",
 			doc:  "apiVersion: mclab.dev/v2\nkind: Scenario\nname: lab\nclusters:\n- {name: a}\n",
 			want: []string{"apiVersion", "set apiVersion: mclab.dev/v1alpha1"},
@@ -215,5 +235,26 @@ func TestAllocationNeverOverlaps(t *testing.T) {
 	}
 	if err := s.Validate("x"); err != nil {
 		t.Fatalf("%d composed clusters overlap: %v", MaxClusters, err)
+	}
+}
+
+// TestOfflineImagesDefaults: offline images (no Envoy) default to proxyless samples and to istiod
+// behind a LoadBalancer for remotes; what the scenario says wins.
+func TestOfflineImagesDefaults(t *testing.T) {
+	doc := "apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nname: lab\nistio: {model: primary-remote}\nprovider: {name: kind, kind: {offlineImages: true}}\nclusters:\n- {name: a}\n- {name: b, role: remote, primary: a}\n"
+	s, err := Parse("ok.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if SampleSet(s) != SamplesProxyless || HasSidecarSamples(s) || !HasProxylessSamples(s) || IstiodExposure(s) != ExposeLoadBalancer {
+		t.Errorf("offline defaults: samples %s exposure %s", SampleSet(s), IstiodExposure(s))
+	}
+	s.Provider.Kind.OfflineImages = false
+	if SampleSet(s) != SamplesSidecar || IstiodExposure(s) != ExposeEastWestGateway {
+		t.Errorf("defaults: samples %s exposure %s", SampleSet(s), IstiodExposure(s))
+	}
+	s.Istio.Samples, s.Istio.ExposeIstiod = SamplesNone, ExposeLoadBalancer
+	if SampleSet(s) != SamplesNone || IstiodExposure(s) != ExposeLoadBalancer {
+		t.Errorf("explicit: samples %s exposure %s", SampleSet(s), IstiodExposure(s))
 	}
 }
