@@ -162,9 +162,11 @@ type Results struct {
 // Statistics counts tests. Skipped counts in-scope tests that did not run; OutOfScope the tests of
 // views or filters the run was not asked to judge.
 type Statistics struct {
-	Passed        int `json:"passed"`
-	Failed        int `json:"failed"`
-	Skipped       int `json:"skipped"`
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
+	// Inconclusive counts the Failed tests that could not be judged (not findings).
+	Inconclusive  int `json:"inconclusive,omitempty"`
 	NotApplicable int `json:"notApplicable,omitempty"`
 	OutOfScope    int `json:"outOfScope,omitempty"`
 }
@@ -173,6 +175,7 @@ func (s *Statistics) add(o Statistics) {
 	s.Passed += o.Passed
 	s.Failed += o.Failed
 	s.Skipped += o.Skipped
+	s.Inconclusive += o.Inconclusive
 	s.NotApplicable += o.NotApplicable
 	s.OutOfScope += o.OutOfScope
 }
@@ -273,6 +276,7 @@ func Build(r types.Report, profiles []string, scope Scope, impl Implementation, 
 				failed = true
 			} else {
 				inconclusive = true
+				res.Statistics.Inconclusive++
 			}
 			res.FailedTests = append(res.FailedTests, tr)
 		}
@@ -347,8 +351,11 @@ func orUnknown(s string) string {
 
 func result(r *Results) string {
 	switch {
-	case r.Statistics.Failed > 0:
+	case r.Statistics.Failed > r.Statistics.Inconclusive:
 		return "failure"
+	case r.Statistics.Inconclusive > 0:
+		// Tests that could not be judged: neither a finding nor a pass (Gateway API's "partial").
+		return "partial"
 	case r.Statistics.Skipped > 0:
 		return "partial"
 	case r.Statistics.Passed == 0:
@@ -360,6 +367,9 @@ func result(r *Results) string {
 func summary(p ProfileReport) string {
 	s := p.Core.Statistics
 	out := []string{itoa(s.Passed) + " passed", itoa(s.Failed) + " failed", itoa(s.Skipped) + " skipped"}
+	if s.Inconclusive > 0 {
+		out[1] = itoa(s.Failed) + " failed (" + itoa(s.Inconclusive) + " inconclusive)"
+	}
 	if s.NotApplicable > 0 {
 		out = append(out, itoa(s.NotApplicable)+" not applicable")
 	}

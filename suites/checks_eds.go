@@ -18,6 +18,25 @@ import (
 // HelloworldCluster is the EDS cluster the discovery and routing checks read.
 const HelloworldCluster = "outbound|5000||helloworld.sample.svc.cluster.local"
 
+// discoverySample is the sample whose endpoints the discovery checks read: helloworld with the sidecar
+// samples, else Istio's echo app with the proxyless ones (so multi-network discovery is judged on labs
+// that run no Envoy).
+type discoverySample struct {
+	Namespace, App, Host, EDSCluster string
+	// MTLS says whether the sample's servers take Istio mTLS (sidecars). istiod sends another
+	// network's endpoints, as its east-west gateway, only for those: "Cross-network traffic relies on
+	// mTLS for SNI routing" (pilot/pkg/xds/endpoints/ep_filters.go). Istio's grpc-agent template does
+	// not label proxyless pods security.istio.io/tlsMode=istio, and the echo app serves plaintext here.
+	MTLS bool
+}
+
+func (t *Target) discoverySample() discoverySample {
+	if !scenario.HasSidecarSamples(t.Scenario) && scenario.HasProxylessSamples(t.Scenario) {
+		return discoverySample{istio.ProxylessNamespace, "echo", "echo." + istio.ProxylessNamespace + ".svc.cluster.local", proxylessCluster, false}
+	}
+	return discoverySample{istio.SampleNamespace, "helloworld", "helloworld.sample.svc.cluster.local", HelloworldCluster, true}
+}
+
 // proxyFetch reads what the istiod serving cluster c sends to pod's proxy (sidecar or router), as the
 // pod's agent would: the secure xDS port, istiod verified against the mesh root, authenticated with a
 // token of the pod's service account (audience istio-ca) and the pod's cluster ID. An error that says
@@ -51,16 +70,16 @@ func (t *Target) proxyFetch(ctx context.Context, c scenario.Cluster, pod *corev1
 	return snap, nil
 }
 
-// sidecarFetch reads what c's curl pod's sidecar gets.
+// sidecarFetch reads what a sidecar of c's probe workload (curl, else the proxyless echo app) gets.
 func (t *Target) sidecarFetch(ctx context.Context, c scenario.Cluster, req xds.Request) (*xds.Snapshot, error) {
-	pod, err := t.pod(ctx, c.Name, "curl")
+	pod, err := t.probe(ctx, c.Name)
 	if err != nil {
 		return nil, err
 	}
 	return t.proxyFetch(ctx, c, pod, xds.SidecarProxy, req)
 }
 
-// edsFor asks the istiod serving cluster c for the endpoints of edsCluster, as c's curl pod's sidecar.
+// edsFor asks the istiod serving cluster c for the endpoints of edsCluster, as c's probe workload's sidecar.
 func (t *Target) edsFor(ctx context.Context, c scenario.Cluster, edsCluster string) ([]xds.Endpoint, error) {
 	snap, err := t.sidecarFetch(ctx, c, xds.Request{EDS: []string{edsCluster}})
 	if err != nil {
@@ -150,24 +169,26 @@ func expectedGatewayWeights(from string, clusters []scenario.Cluster, endpoints 
 	return out
 }
 
-// CheckEndpoints: a client in every cluster sees helloworld's endpoints from every cluster of its mesh,
+// CheckEndpoints: a client in every cluster sees the discovery sample's endpoints (helloworld, else the
+// proxyless echo app) from every cluster of its mesh,
 // split-horizon as Istio computes it: same-network endpoints as pod IPs; other networks' endpoints only
 // as their east-west gateways on 15443 (every gateway of the network, or of the endpoint's cluster),
 // with Istio's weights (the endpoints behind each gateway, scaled by the LCM of gateway counts) and
-// tlsMode istio; never another mesh's endpoints. A cluster with no helloworld pod cannot prove
+// tlsMode istio; never another mesh's endpoints. A cluster with no pod of the sample cannot prove
 // anything and never passes: it leaves the check not judged.
 func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 	var v Verdict
+	sample := t.discoverySample()
 	ips := map[string]map[string]bool{}
 	count := map[string]int{}
 	for _, c := range t.Scenario.Clusters {
-		got, err := t.podIPs(ctx, c.Name, "helloworld")
+		got, err := t.podIPsIn(ctx, c.Name, sample.Namespace, sample.App)
 		if err != nil {
-			v.cannot("listing helloworld pods in %s: %v", c.Name, err)
+			v.cannot("listing %s pods in %s: %v", sample.App, c.Name, err)
 			continue
 		}
 		if len(got) == 0 {
-			v.cannot("no running helloworld pod in %s: there is nothing of %s to discover, so discovery of it cannot be proved (`mclab up` converges the samples)", c.Name, c.Name)
+			v.cannot("no running %s pod in %s: there is nothing of %s to discover, so discovery of it cannot be proved (`mclab up` converges the samples)", sample.App, c.Name, c.Name)
 		}
 		ips[c.Name] = got
 		count[c.Name] = len(got)
@@ -178,9 +199,9 @@ func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 		gwsByMesh[m.ID] = gws
 	}
 	for _, client := range t.Scenario.Clusters {
-		eps, err := t.edsFor(ctx, client, HelloworldCluster)
+		eps, err := t.edsFor(ctx, client, sample.EDSCluster)
 		if err != nil {
-			v.record(err, "reading the helloworld endpoints a client in %s gets", client.Name)
+			v.record(err, "reading the %s endpoints a client in %s gets", sample.App, client.Name)
 			continue
 		}
 		v.saw("EDS for a client in %s: %+v", client.Name, eps)
@@ -197,7 +218,7 @@ func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 			if other.Mesh != client.Mesh {
 				for ip := range ips[other.Name] {
 					if _, leak := seen[ip]; leak {
-						v.fail("a client in %s (mesh %s) sees helloworld endpoint %s of %s in mesh %s: meshes must not discover each other", client.Name, client.Mesh, ip, other.Name, other.Mesh)
+						v.fail("a client in %s (mesh %s) sees %s endpoint %s of %s in mesh %s: meshes must not discover each other", client.Name, client.Mesh, sample.App, ip, other.Name, other.Mesh)
 					}
 				}
 				continue
@@ -212,12 +233,16 @@ func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 			sameNet := other.Network == client.Network
 			switch {
 			case sameNet && len(asPodIP) != len(ips[other.Name]):
-				v.fail("a client in %s misses helloworld endpoints of %s (%d of %s seen on the same network): %s", client.Name, other.Name, len(asPodIP), keys(ips[other.Name]), t.whyMissing(ctx, client, other))
+				v.fail("a client in %s misses %s endpoints of %s (%d of %s seen on the same network): %s", client.Name, sample.App, other.Name, len(asPodIP), keys(ips[other.Name]), t.whyMissing(ctx, client, other))
 			case !sameNet && len(asPodIP) > 0:
 				v.fail("%s endpoints reach %s as pod IPs (%v) although they are on %s and the client on %s: %s", other.Name, client.Name, asPodIP, other.Network, client.Network, t.whyPodIPs(ctx, client, other))
 			}
 		}
 		if !multiNet {
+			continue
+		}
+		if !sample.MTLS {
+			v.saw("a client in %s: other networks' %s endpoints not expected (istiod sends another network's endpoints only for mTLS servers, ep_filters.go; %s serves plaintext)", client.Name, sample.App, sample.App)
 			continue
 		}
 		// Cross-network: every gateway Istio would use, with its weight.
@@ -304,7 +329,7 @@ func (t *Target) whyMissingGateway(ctx context.Context, client scenario.Cluster,
 	}
 	// istiod leaves out cross-network endpoints that are not mTLS (ep_filters.go: "Cross-network traffic
 	// relies on mTLS for SNI routing").
-	if why := t.whyPlaintext(ctx, client, "helloworld.sample.svc.cluster.local"); strings.HasPrefix(why, "turned off by") {
+	if why := t.whyPlaintext(ctx, client, t.discoverySample().Host); strings.HasPrefix(why, "turned off by") {
 		return "istiod sends no cross-network endpoint that is not mTLS, and mTLS is " + why
 	}
 	other := t.Scenario.Cluster(g.cluster)
@@ -317,7 +342,7 @@ func (t *Target) whyMissingGateway(ctx context.Context, client scenario.Cluster,
 func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster) string {
 	serving := t.topo().Serving(client)
 	if serving.Name == other.Name || t.topo().Serving(other).Name == serving.Name {
-		return "the cluster is served by the same istiod; check the helloworld pods"
+		return "the cluster is served by the same istiod; check the " + t.discoverySample().App + " pods"
 	}
 	if t.Istiod == nil {
 		return "istiod cannot be reached to say why"
@@ -335,7 +360,7 @@ func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster)
 			if s.SyncStatus != "synced" {
 				return fmt.Sprintf("istiod of %s reads %s but its state is %s", serving.Name, other.Name, s.SyncStatus)
 			}
-			return "istiod reads the cluster; check helloworld's Service there"
+			return "istiod reads the cluster; check " + t.discoverySample().App + "'s Service there"
 		}
 	}
 	return fmt.Sprintf("istiod of %s has no remote secret for %s", serving.Name, other.Name)

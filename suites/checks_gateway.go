@@ -145,7 +145,13 @@ func sniFor(host string, port int) string { return fmt.Sprintf("outbound_.%d_._.
 // scenario, only the hosts its mesh exports; and the hosts it must not pass.
 func (t *Target) exposedBy(c scenario.Cluster) (want, never map[string]int) {
 	want, never = map[string]int{}, map[string]int{}
-	samples := map[string]int{"helloworld.sample.svc.cluster.local": 5000, "httpbin.sample.svc.cluster.local": 8000}
+	samples := map[string]int{}
+	if scenario.HasSidecarSamples(t.Scenario) {
+		samples["helloworld.sample.svc.cluster.local"], samples["httpbin.sample.svc.cluster.local"] = 5000, 8000
+	}
+	if scenario.HasProxylessSamples(t.Scenario) {
+		samples["echo."+istio.ProxylessNamespace+".svc.cluster.local"] = 7071
+	}
 	if f := t.Scenario.Istio.Federation; f != nil && t.Scenario.Istio.Model == scenario.Federated {
 		exported := map[string]bool{}
 		for _, e := range f.Exports {
@@ -272,4 +278,106 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CheckGatewaysRunning: every east-west gateway has a Ready pod, or nothing crosses into its network (or
+// out of its mesh). A gateway that does not run is named with its pod's state and its last error
+// line. On offline images (provider.kind.offlineImages) the gateway cannot run at all, as their proxyv2
+// holds pilot-agent but no Envoy: that is not judged, and says so.
+func CheckGatewaysRunning(ctx context.Context, t *Target) Verdict {
+	var v Verdict
+	for _, c := range t.Scenario.Clusters {
+		if !t.topo().NeedsEastWestGateway(c) {
+			continue
+		}
+		pods, err := t.Clients[c.Name].Kube.CoreV1().Pods(istio.IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "istio=eastwestgateway"})
+		if err != nil {
+			v.cannot("listing %s's east-west gateway pods: %v", c.Name, err)
+			continue
+		}
+		var states []string
+		ready := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			if podIsReady(p) {
+				ready++
+				continue
+			}
+			states = append(states, t.podTrouble(ctx, c.Name, p))
+		}
+		switch {
+		case ready > 0:
+			v.saw("%s: east-west gateway has %d ready pod(s)", c.Name, ready)
+		case scenario.OfflineImages(t.Scenario):
+			v.cannot("the east-west gateway of %s cannot run on offline images: their proxyv2 holds pilot-agent but no Envoy (Envoy cannot be built here), so traffic through gateways is not judged; %s", c.Name, strings.Join(states, "; "))
+		case len(states) == 0:
+			v.fail("%s has no east-west gateway pod (Deployment %s/%s): nothing reaches %s's network from outside it", c.Name, istio.IstioNamespace, istio.EastWestGatewayName, c.Network)
+		default:
+			v.fail("the east-west gateway of %s has no Ready pod, so nothing reaches %s's network from outside it: %s", c.Name, c.Network, strings.Join(states, "; "))
+		}
+	}
+	return v
+}
+
+func podIsReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podTrouble describes why a pod is not Ready: its containers' waiting or terminated reasons and the
+// last error line of the failing container's log (pilot-agent's own error, e.g. "failed to initialize
+// envoy agent: ... envoy_bootstrap_tmpl.json: no such file or directory" where Envoy is missing).
+func (t *Target) podTrouble(ctx context.Context, cluster string, p corev1.Pod) string {
+	var parts []string
+	for _, cs := range p.Status.ContainerStatuses {
+		state := ""
+		switch {
+		case cs.State.Waiting != nil:
+			state = cs.State.Waiting.Reason
+		case cs.State.Terminated != nil:
+			state = fmt.Sprintf("%s (exit %d)", cs.State.Terminated.Reason, cs.State.Terminated.ExitCode)
+		case cs.State.Running != nil:
+			state = "Running, not ready"
+		}
+		if cs.RestartCount > 0 {
+			state += fmt.Sprintf(", %d restarts", cs.RestartCount)
+		}
+		if line := t.lastErrorLine(ctx, cluster, p, cs.Name, cs.RestartCount > 0); line != "" {
+			state += ": " + line
+		}
+		parts = append(parts, fmt.Sprintf("pod %s container %s %s", p.Name, cs.Name, state))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("pod %s is %s", p.Name, p.Status.Phase)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// lastErrorLine is the last line of a container's log (its previous run's when it restarted) that
+// reports an error, "" when there is none or the log cannot be read.
+func (t *Target) lastErrorLine(ctx context.Context, cluster string, p corev1.Pod, container string, previous bool) string {
+	tail := int64(40)
+	data, err := t.Clients[cluster].Kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, Previous: previous, TailLines: &tail}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	last := ""
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "Error: ") || strings.Contains(l, "\terror\t") {
+			last = strings.TrimSpace(strings.TrimPrefix(l, "Error: "))
+			if i := strings.Index(last, "\terror\t"); i >= 0 {
+				last = strings.TrimSpace(last[i+len("\terror\t"):])
+			}
+		}
+	}
+	if len(last) > 240 {
+		last = last[:240] + "..."
+	}
+	return last
 }

@@ -115,6 +115,7 @@ func TestCheckProxylessReached(t *testing.T) {
 		{"every cluster answers every client", map[string]*echoApp{"c1": {answer: every}, "c2": {answer: every}, "c3": {answer: every}}, nil, ""},
 		{"c2 is never reached from c1", map[string]*echoApp{"c1": {answer: noC2}, "c2": {answer: every}, "c3": {answer: every}},
 			[]string{"proxyless gRPC from c1 never reached c2 on the same network (reached c1×20, c3×10)"}, ""},
+		{"another network is not required (proxyless gRPC cannot cross an east-west gateway)", map[string]*echoApp{"c1": {answer: func(i int) string { return []string{"c1", "c2"}[i%2] }}, "c2": {answer: every}, "c3": {answer: every}}, nil, ""},
 		{"requests time out", map[string]*echoApp{"c1": {answer: every}, "c2": {answer: func(int) string { return "" }}, "c3": {answer: every}},
 			[]string{"proxyless gRPC requests from c2 to xds:///echo.proxyless.svc.cluster.local:7071 failed: request set timed out after 5s and only 0/30 requests completed"}, ""},
 		{"c2 never reached while its echo is not Ready is not judged", map[string]*echoApp{"c1": {answer: noC2}, "c2": {answer: every}, "c3": {answer: every}},

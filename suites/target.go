@@ -183,13 +183,7 @@ func (t *Target) notReadyIn(ctx context.Context, cluster, namespace, app string)
 	}
 	var out []string
 	for _, p := range pods.Items {
-		ready := false
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady {
-				ready = c.Status == corev1.ConditionTrue
-			}
-		}
-		if !ready {
+		if !podIsReady(p) {
 			out = append(out, fmt.Sprintf("%s (%s)", p.Name, p.Status.Phase))
 		}
 	}

@@ -65,7 +65,13 @@ func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) er
 
 // gatewayManifest renders cluster c's east-west gateway from the gateway chart.
 func (in *Installer) gatewayManifest(c scenario.Cluster) (string, error) {
-	r, err := in.renderer().Render(ChartGateway, EastWestGatewayName, IstioNamespace, EastWestGatewayValues(c))
+	values := EastWestGatewayValues(c)
+	if scenario.OfflineImages(in.S) {
+		// The chart's "image: auto" has no tag, so Kubernetes defaults the pull policy to Always and the
+		// node would pull the injected proxyv2 image instead of using the one loaded into it.
+		values["imagePullPolicy"] = "IfNotPresent"
+	}
+	r, err := in.renderer().Render(ChartGateway, EastWestGatewayName, IstioNamespace, values)
 	if err != nil {
 		return "", err
 	}
