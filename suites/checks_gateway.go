@@ -287,7 +287,7 @@ func sortedKeys(m map[string]int) []string {
 func CheckGatewaysRunning(ctx context.Context, t *Target) Verdict {
 	var v Verdict
 	for _, c := range t.Scenario.Clusters {
-		if !t.topo().NeedsEastWestGateway(c) {
+		if !t.carriesTraffic(c) {
 			continue
 		}
 		pods, err := t.Clients[c.Name].Kube.CoreV1().Pods(istio.IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "istio=eastwestgateway"})
@@ -313,12 +313,35 @@ func CheckGatewaysRunning(ctx context.Context, t *Target) Verdict {
 		case scenario.OfflineImages(t.Scenario):
 			v.cannot("the east-west gateway of %s cannot run on offline images: their proxyv2 holds pilot-agent but no Envoy (Envoy cannot be built here), so traffic through gateways is not judged; %s", c.Name, strings.Join(states, "; "))
 		case len(states) == 0:
-			v.fail("%s has no east-west gateway pod (Deployment %s/%s): nothing reaches %s's network from outside it", c.Name, istio.IstioNamespace, istio.EastWestGatewayName, c.Network)
+			v.fail("%s has no east-west gateway pod (Deployment %s/%s): nothing from outside reaches network %s", c.Name, istio.IstioNamespace, istio.EastWestGatewayName, c.Network)
 		default:
-			v.fail("the east-west gateway of %s has no Ready pod, so nothing reaches %s's network from outside it: %s", c.Name, c.Network, strings.Join(states, "; "))
+			v.fail("the east-west gateway of %s has no Ready pod, so nothing from outside reaches network %s through it: %s", c.Name, c.Network, strings.Join(states, "; "))
 		}
 	}
 	return v
+}
+
+// carriesTraffic reports whether cluster c's east-west gateway carries anything: into a network of a
+// multi-network mesh, istiod for remotes, or the services its mesh exports to federated meshes.
+func (t *Target) carriesTraffic(c scenario.Cluster) bool {
+	topo := t.topo()
+	if topo.MultiNetworkMesh(c.Mesh) || topo.ExposesIstiodThroughGateway(c) {
+		return true
+	}
+	return t.Scenario.Istio.Model == scenario.Federated && len(meshExports(t.Scenario, c.Mesh)) > 0
+}
+
+// meshExports are the hosts a mesh exports to the other meshes of a federated scenario.
+func meshExports(s *scenario.Scenario, mesh string) []string {
+	var out []string
+	if f := s.Istio.Federation; f != nil {
+		for _, e := range f.Exports {
+			if e.Mesh == mesh {
+				out = append(out, e.Hosts...)
+			}
+		}
+	}
+	return out
 }
 
 func podIsReady(p corev1.Pod) bool {
@@ -367,8 +390,14 @@ func (t *Target) lastErrorLine(ctx context.Context, cluster string, p corev1.Pod
 	if err != nil {
 		return ""
 	}
+	return errorLine(string(data))
+}
+
+// errorLine is the last error a log reports: cobra's "Error: ..." line, or a zap line whose level is
+// "error" (pilot-agent's format: "<time>\terror\t<message>").
+func errorLine(log string) string {
 	last := ""
-	for _, l := range strings.Split(string(data), "\n") {
+	for _, l := range strings.Split(log, "\n") {
 		if strings.HasPrefix(l, "Error: ") || strings.Contains(l, "\terror\t") {
 			last = strings.TrimSpace(strings.TrimPrefix(l, "Error: "))
 			if i := strings.Index(last, "\terror\t"); i >= 0 {

@@ -338,6 +338,16 @@ var _ = Describe("MC-FEDERATION", Label("MC-FEDERATION"), func() {
 		needsSidecarSamples()
 		check(ctx, CheckGatewayConfig)
 	})
+	It("every exporting mesh's east-west gateway runs a Ready pod", Label(LabelRequired, LabelDataPlane), func(ctx SpecContext) {
+		exports := 0
+		for _, m := range current.Scenario.Meshes {
+			exports += len(meshExports(current.Scenario, m.ID))
+		}
+		if exports == 0 {
+			notApplicable("no mesh exports a service (istio.federation.exports)")
+		}
+		dataPlane(ctx, "east-west gateway pods", converges, CheckGatewaysRunning)
+	})
 	It("each mesh's sidecars trust the other meshes' workload certificates", Label(LabelRequired, LabelControlPlane), func(ctx SpecContext) {
 		check(ctx, CheckTrustBundle)
 	})

@@ -73,6 +73,7 @@ func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string,
 	if f.samples != "" {
 		s.Istio.Samples = f.samples
 	}
+	s.Default() // again: defaults that depend on what the flags changed (the federation's exports)
 	if err := s.Validate("flags"); err != nil {
 		return nil, "", err
 	}

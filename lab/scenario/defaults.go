@@ -50,8 +50,15 @@ func (s *Scenario) Default() {
 		if s.Istio.Federation.Trust == "" {
 			s.Istio.Federation.Trust = TrustCACertificates
 		}
-		if s.Istio.Federation.Exports == nil {
-			s.Istio.Federation.Exports = []Export{{Mesh: s.Meshes[0].ID, Hosts: []string{DefaultExportedHost}}}
+		if f := s.Istio.Federation; f.Exports == nil || f.exportsDefaulted {
+			f.Exports, f.exportsDefaulted = []Export{{Mesh: s.Meshes[0].ID, Hosts: []string{DefaultExportedHost}}}, true
+			if !HasSidecarSamples(s) {
+				// Nothing by default without the sidecar samples: the proxyless echo app runs in every
+				// cluster (it is also the client), so importing it would shadow each mesh's own echo, and
+				// proxyless gRPC cannot cross east-west gateways anyway (it sets no SNI). Such a lab
+				// federates trust, and its meshes must stay apart.
+				f.Exports = []Export{}
+			}
 		}
 	}
 	for i := range s.Meshes {

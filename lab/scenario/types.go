@@ -269,9 +269,13 @@ const (
 type Federation struct {
 	// Trust is ca-certificates (default) or shared-root.
 	Trust Trust `json:"trust,omitempty"`
-	// Exports are the services each mesh exports through its east-west gateways (default: mesh1
-	// exports httpbin.sample.svc.cluster.local).
+	// Exports are the services each mesh exports through its east-west gateways (default: the first
+	// mesh exports httpbin.sample.svc.cluster.local; nothing where the lab deploys no sidecar samples).
 	Exports []Export `json:"exports,omitempty"`
+
+	// exportsDefaulted records that Exports came from Default, so a later Default (after flags changed
+	// the sample set) re-derives them.
+	exportsDefaulted bool
 }
 
 // Export is what one mesh exports.

@@ -258,3 +258,32 @@ func TestOfflineImagesDefaults(t *testing.T) {
 		t.Errorf("explicit: samples %s exposure %s", SampleSet(s), IstiodExposure(s))
 	}
 }
+
+// TestFederatedDefaultExportFollowsSamples: the default export is a service the lab deploys, also when
+// flags change the sample set after the file was read (resolve runs Default again).
+func TestFederatedDefaultExportFollowsSamples(t *testing.T) {
+	doc := "apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nname: lab\nistio: {model: federated}\nmeshes: [{id: a}, {id: b}]\nclusters:\n- {name: c1, mesh: a}\n- {name: c2, mesh: b, network: n2}\n"
+	s, err := Parse("ok.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Istio.Federation.Exports[0].Hosts[0]; got != DefaultExportedHost {
+		t.Errorf("sidecar samples export %s", got)
+	}
+	s.Provider.Kind = &KindOptions{OfflineImages: true}
+	s.Default()
+	if got := s.Istio.Federation.Exports; got == nil || len(got) != 0 {
+		t.Errorf("proxyless samples export nothing by default, got %+v", got)
+	}
+	given, err := Parse("ok.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	given.Istio.Federation = &Federation{Exports: []Export{{Mesh: "b", Hosts: []string{"x.y.svc.cluster.local"}}}}
+	given.Default()
+	given.Provider.Kind = &KindOptions{OfflineImages: true}
+	given.Default()
+	if got := given.Istio.Federation.Exports; got[0].Hosts[0] != "x.y.svc.cluster.local" {
+		t.Errorf("explicit exports must stay: %+v", got)
+	}
+}
