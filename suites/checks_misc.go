@@ -44,7 +44,7 @@ func CheckRemotesServed(ctx context.Context, t *Target) Verdict {
 		} else if err != nil {
 			v.cannot("%v", err)
 		} else {
-			v.saw("remote %s: Service istiod -> %s (%s's %s)", c.Name, at, c.Primary, exposureOf(t, *t.Scenario.Cluster(c.Primary)))
+			v.saw("remote %s: Service istiod points at %s (%s's %s)", c.Name, at, c.Primary, exposureOf(t, *t.Scenario.Cluster(c.Primary)))
 		}
 		pod, err := t.probe(ctx, c.Name)
 		if err != nil {
@@ -64,10 +64,10 @@ func CheckRemotesServed(ctx context.Context, t *Target) Verdict {
 			}
 		}
 		if env["ISTIO_META_CLUSTER_ID"] != c.Name || env["ISTIO_META_NETWORK"] != c.Network {
-			v.fail("curl in remote %s was injected for cluster %q network %q, want %s and %s: the injection path of its webhook is wrong",
-				c.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"], c.Name, c.Network)
+			v.fail("%s in remote %s was injected for cluster %q network %q, want %s and %s: the injection path of its webhook is wrong",
+				pod.Labels["app"], c.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"], c.Name, c.Network)
 		}
-		v.saw("remote %s: curl injected with CLUSTER_ID=%s NETWORK=%s", c.Name, env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"])
+		v.saw("remote %s: %s injected with CLUSTER_ID=%s NETWORK=%s", c.Name, pod.Labels["app"], env["ISTIO_META_CLUSTER_ID"], env["ISTIO_META_NETWORK"])
 	}
 	certs := CheckWorkloadCertificates(ctx, t)
 	v.Failures = append(v.Failures, certs.Failures...)

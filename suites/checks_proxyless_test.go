@@ -34,6 +34,10 @@ type echoApp struct {
 }
 
 func (e *echoApp) ForwardEcho(_ context.Context, r *echoproto.ForwardEchoRequest) (*echoproto.ForwardEchoResponse, error) {
+	if r.Qps <= 0 {
+		// A burst on a fresh channel goes to the first locality that connects (see echoQPS).
+		return nil, status.Errorf(codes.InvalidArgument, "test: the check must pace its requests (qps %d)", r.Qps)
+	}
 	var out []string
 	done := 0
 	for i := 0; i < int(r.Count); i++ {

@@ -592,13 +592,33 @@ func (p *Provider) Kubeconfig(ctx context.Context, cluster string, from provider
 	return clientcmd.LoadFromFile(path)
 }
 
-// CollectLogs implements provider.LogCollector: `kind export logs` for every cluster of the lab.
+// binaryLogs are what `kind export logs` copies from a node's /var/log that is not text: systemd's
+// journal files (journal.log beside them is their text) and the login records. They can be neither
+// read in a bundle nor redacted, so they are left out.
+var binaryLogs = []string{"journal", "btmp", "wtmp", "lastlog", "faillog"}
+
+// dropBinaryLogs removes binaryLogs from every node directory under dir.
+func dropBinaryLogs(dir string) {
+	nodes, _ := os.ReadDir(dir)
+	for _, n := range nodes {
+		if !n.IsDir() {
+			continue
+		}
+		for _, b := range binaryLogs {
+			_ = os.RemoveAll(filepath.Join(dir, n.Name(), b))
+		}
+	}
+}
+
+// CollectLogs implements provider.LogCollector: `kind export logs` for every cluster of the lab, less
+// binary logs.
 func (p *Provider) CollectLogs(ctx context.Context, dir string) error {
 	var errs []string
 	for _, c := range p.cfg.Scenario.Clusters {
 		if err := p.cfg.Runtime.CollectLogs(ClusterName(p.cfg.Lab, c.Name), filepath.Join(dir, c.Name)); err != nil {
 			errs = append(errs, err.Error())
 		}
+		dropBinaryLogs(filepath.Join(dir, c.Name))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("exporting kind logs: %s", strings.Join(errs, "; "))
