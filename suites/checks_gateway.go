@@ -371,7 +371,13 @@ func (t *Target) podTrouble(ctx context.Context, cluster string, p corev1.Pod) s
 		if cs.RestartCount > 0 {
 			state += fmt.Sprintf(", %d restarts", cs.RestartCount)
 		}
-		if line := t.lastErrorLine(ctx, cluster, p, cs.Name, cs.RestartCount > 0); line != "" {
+		// A container that just exited still holds its log; one waiting to restart (CrashLoopBackOff)
+		// has it in the previous run's.
+		line := t.lastErrorLine(ctx, cluster, p, cs.Name, cs.State.Terminated == nil && cs.RestartCount > 0)
+		if line == "" && cs.RestartCount > 0 {
+			line = t.lastErrorLine(ctx, cluster, p, cs.Name, cs.State.Terminated != nil)
+		}
+		if line != "" {
 			state += ": " + line
 		}
 		parts = append(parts, fmt.Sprintf("pod %s container %s %s", p.Name, cs.Name, state))
