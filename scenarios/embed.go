@@ -10,3 +10,8 @@ import "embed"
 //
 //go:embed *.yaml *.json
 var FS embed.FS
+
+// Exercises holds the built-in training exercises (kind: Exercise), read by lab/train.Load.
+//
+//go:embed exercises/*.yaml
+var Exercises embed.FS

@@ -106,6 +106,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newToolsCommand(g),
 		newImagesCommand(g),
 		newVerifyCommand(g),
+		newTrainCommand(g),
 	)
 	return root
 }

@@ -37,6 +37,17 @@ func (f *scenarioFlags) add(cmd *cobra.Command) {
 }
 
 // resolve returns the scenario the flags choose, with the provider override applied, and the lab name.
+// choosesScenario reports whether the command line says which scenario to use (otherwise `up --name`
+// of an existing lab reuses the lab's).
+func (f *scenarioFlags) choosesScenario(cmd *cobra.Command) bool {
+	for _, n := range []string{"scenario", "topology", "model", "clusters", "provider", "offline-images", "samples"} {
+		if cmd.Flags().Changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string, error) {
 	composedFlags := []string{}
 	for _, n := range []string{"topology", "model", "clusters"} {

@@ -20,14 +20,20 @@ Running up again on a lab converges it: what runs is kept, what is missing is st
 A failed or interrupted up of a new lab removes everything it made (--retain keeps it).`,
 		Example: `  mclab up --topology multi-network --provider local
   mclab up --scenario istio-ci
+  mclab up --name multi-network            # converge an existing lab with its own scenario
   mclab up --scenario ./my-lab.yaml --name demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, name, err := o.resolve(cmd)
+			m, err := g.manager(o.retain)
 			if err != nil {
 				return err
 			}
-			m, err := g.manager(o.retain)
+			// `mclab up --name LAB` on a lab that exists converges it with its own scenario.
+			if rec, err := m.Store.Load(o.name); err == nil && o.name != "" && !o.choosesScenario(cmd) {
+				m.SkipIstio = o.skipIstio || !rec.Istio
+				return m.Up(cmd.Context(), rec.Scenario, o.name)
+			}
+			s, name, err := o.resolve(cmd)
 			if err != nil {
 				return err
 			}

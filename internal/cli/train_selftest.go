@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/lab/train"
+)
+
+type selftestOptions struct {
+	seeds    int
+	provider string
+	keep     bool
+}
+
+func newTrainSelftestCommand(g *globals, o *trainOptions) *cobra.Command {
+	so := &selftestOptions{}
+	cmd := &cobra.Command{
+		Use:   "selftest [EXERCISE...]",
+		Short: "Prove every exercise on real labs: inject, exactly its specs fail and verify names the cause, the solution fixes it, reset restores the baseline",
+		Long: `For every exercise (or those named) and every seed: on a lab that fits (created once per topology and
+model, on the local provider by default), the baseline verifies clean; the faults are injected; exactly
+the exercise's specs fail and verify prints its diagnosis; the reference solution, run as a learner would
+type it (sh, KUBECONFIG set to the lab's, mclab on PATH), makes every baseline spec pass again; the reset
+puts every touched object back and the baseline passes. Exit 1 when any step fails.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return so.run(cmd.Context(), g, o, args) },
+	}
+	cmd.Flags().IntVar(&so.seeds, "seeds", 3, "seeds per exercise (1..N)")
+	cmd.Flags().StringVar(&so.provider, "provider", "local", "provider of the labs selftest creates")
+	cmd.Flags().BoolVar(&so.keep, "keep", false, "keep the labs selftest created")
+	return cmd
+}
+
+// selftestLab is the lab an exercise's selftest runs on: a composed scenario per topology and model.
+func selftestLab(e *train.Exercise) (scenario.Topology, scenario.Model, int) {
+	topo, model, n := scenario.MultiNetwork, scenario.MultiPrimary, 2
+	if len(e.Requires.Topologies) > 0 {
+		topo = e.Requires.Topologies[0]
+	}
+	if len(e.Requires.Models) > 0 {
+		model = e.Requires.Models[0]
+	}
+	if e.Requires.MinClusters > n {
+		n = e.Requires.MinClusters
+	}
+	return topo, model, n
+}
+
+func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions, names []string) error {
+	all, err := o.catalogue()
+	if err != nil {
+		return err
+	}
+	var exercises []*train.Exercise
+	for _, e := range sortedExercises(all) {
+		if len(names) == 0 || slicesContains(names, e.Name) {
+			exercises = append(exercises, e)
+		}
+	}
+	for _, n := range names {
+		if _, ok := all[n]; !ok {
+			return &exitError{code: 2, err: fmt.Errorf("no exercise %q", n)}
+		}
+	}
+	m, err := g.manager(false)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	created := map[string]bool{}
+	defer func() {
+		if so.keep {
+			return
+		}
+		for name := range created {
+			_, _ = m.Down(context.Background(), name)
+		}
+	}()
+	w := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "EXERCISE\tSEED\tTARGET\tINJECT\tFAILS AS EXPECTED\tSOLUTION+CHECK\tRESET\tRESULT")
+	failed := 0
+	for _, e := range exercises {
+		topo, model, n := selftestLab(e)
+		name := fmt.Sprintf("selftest-%s-%s", topo, model)
+		if !created[name] {
+			s, err := scenario.Compose(topo, model, n)
+			if err != nil {
+				return err
+			}
+			s.Provider.Name = scenario.ProviderName(so.provider)
+			s.Name = name
+			fmt.Fprintf(g.streams.Err, "Bringing up %s for the selftest ...\n", name)
+			if err := m.Up(ctx, s, name); err != nil {
+				return fmt.Errorf("selftest lab %s: %w", name, err)
+			}
+			created[name] = true
+		}
+		lo := &trainOptions{name: name, exercises: o.exercises, mode: train.ModeGuided}
+		for seed := uint64(1); seed <= uint64(so.seeds); seed++ {
+			row, err := so.one(ctx, g, lo, e, seed, self)
+			if err != nil {
+				failed++
+				row.result = "FAIL: " + err.Error()
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, seed, row.target, row.inject, row.fails, row.check, row.reset, row.result)
+			_ = w.Flush()
+			if err != nil {
+				// Leave the lab clean for the next one, whatever happened.
+				if l, s, oerr := lo.open(ctx, g); oerr == nil && s != nil {
+					_ = resetLab(ctx, g, l, s)
+				}
+			}
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("selftest: %d exercise runs failed", failed)}
+	}
+	return nil
+}
+
+type selftestRow struct {
+	target, inject, fails, check, reset, result string
+}
+
+func dur(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+
+// one runs one exercise with one seed, as a learner would, and proves each step.
+func (so *selftestOptions) one(ctx context.Context, g *globals, o *trainOptions, e *train.Exercise, seed uint64, self string) (selftestRow, error) {
+	row := selftestRow{target: "-", inject: "-", fails: "-", check: "-", reset: "-", result: "ok"}
+	o.seed = seed
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	quiet := *g
+	quiet.streams.Out, quiet.streams.Err = &strings.Builder{}, &strings.Builder{}
+	start := time.Now()
+	if err := o.start(ctx, &quiet, e.Name); err != nil {
+		return row, fmt.Errorf("start: %v %s", err, quiet.streams.Err)
+	}
+	row.inject = dur(time.Since(start))
+	l, s, err := o.open(ctx, g)
+	if err != nil {
+		return row, err
+	}
+	row.target = s.Targets.Target
+	// Exactly the exercise's specs fail, and verify names the cause (istiod may take a push).
+	var missed, extra []string
+	var run *verifyRun
+	start = time.Now()
+	for i := 0; i < 10; i++ {
+		if run, err = runVerify(ctx, g, l.name, filepath.Join(l.dir, "train", "selftest-injected")); err != nil {
+			return row, err
+		}
+		missed, extra = train.Unexpected(e, s.Baseline, run.specs)
+		if len(missed) == 0 && len(extra) == 0 && hasAll(run.output, e.RenderDiagnosis(s.Targets)) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	row.fails = dur(time.Since(start))
+	switch {
+	case run.code != 1:
+		return row, fmt.Errorf("verify after the faults exited %d, want 1 (non-conformant):\n%s", run.code, verdictBlock(run.output))
+	case len(missed) > 0:
+		return row, fmt.Errorf("these specs did not fail: %v\n%s", missed, verdictBlock(run.output))
+	case len(extra) > 0:
+		return row, fmt.Errorf("these specs failed too: %v\n%s", extra, verdictBlock(run.output))
+	case !hasAll(run.output, e.RenderDiagnosis(s.Targets)):
+		return row, fmt.Errorf("verify does not name the cause (want %q):\n%s", e.RenderDiagnosis(s.Targets), verdictBlock(run.output))
+	}
+	// The reference solution, typed as a learner would.
+	start = time.Now()
+	for _, c := range e.RenderSolution(s.Targets) {
+		cmd := osexec.CommandContext(ctx, "sh", "-ec", c)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+l.kubeconfig, "PATH="+filepath.Dir(self)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		if g.stateDir != "" {
+			cmd.Env = append(cmd.Env, "MCLAB_STATE_DIR="+g.stateDir)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return row, fmt.Errorf("solution %q: %v\n%s", c, err, out)
+		}
+	}
+	solved := false
+	var rec train.CheckRecord
+	for i := 0; i < 15 && !solved; i++ {
+		if i > 0 {
+			time.Sleep(2 * time.Second)
+		}
+		if run, err = runVerify(ctx, g, l.name, filepath.Join(l.dir, "train", "selftest-solved")); err != nil {
+			return row, err
+		}
+		rec = train.Judge(e, s.Baseline, run.specs)
+		solved = rec.Passed
+	}
+	row.check = dur(time.Since(start))
+	if !solved {
+		return row, fmt.Errorf("the solution does not solve it (still failing %v, collateral %v):\n%s", rec.StillFailing, rec.Collateral, verdictBlock(run.output))
+	}
+	start = time.Now()
+	if err := resetLab(ctx, g, l, s); err != nil {
+		return row, fmt.Errorf("reset: %w", err)
+	}
+	row.reset = dur(time.Since(start))
+	return row, nil
+}
+
+func hasAll(out string, phrases []string) bool {
+	for _, p := range phrases {
+		if !strings.Contains(out, p) {
+			return false
+		}
+	}
+	return true
+}

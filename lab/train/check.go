@@ -1,0 +1,95 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// Specs are the outcome of one verify run, by spec text (as verify prints it).
+type Specs map[string]types.SpecState
+
+// ReadSpecs reads verify's ginkgo.json.
+func ReadSpecs(path string) (Specs, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var reports []types.Report
+	if err := json.Unmarshal(data, &reports); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := Specs{}
+	for _, r := range reports {
+		for _, s := range r.SpecReports {
+			if s.LeafNodeType == types.NodeTypeIt {
+				out[s.LeafNodeText] = s.State
+			}
+		}
+	}
+	return out, nil
+}
+
+// Passed lists the specs that passed, sorted.
+func (s Specs) Passed() []string {
+	var out []string
+	for k, v := range s {
+		if v == types.SpecStatePassed {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Failed lists the specs that ran and did not pass, sorted.
+func (s Specs) Failed() []string {
+	var out []string
+	for k, v := range s {
+		if v.Is(types.SpecStateFailureStates) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Judge compares a run with the session's baseline: solved when every spec that passed before the
+// faults passes again. The exercise's specs that still fail are named apart from the collateral
+// damage (other baseline specs that fail now, e.g. mTLS turned off to "fix" a trust problem).
+func Judge(e *Exercise, baseline []string, now Specs) CheckRecord {
+	rec := CheckRecord{Passed: true}
+	for _, b := range baseline {
+		if now[b] == types.SpecStatePassed {
+			continue
+		}
+		rec.Passed = false
+		if slices.Contains(e.Expect.Failing, b) {
+			rec.StillFailing = append(rec.StillFailing, b)
+		} else {
+			rec.Collateral = append(rec.Collateral, b)
+		}
+	}
+	return rec
+}
+
+// Unexpected compares a run right after injection with the exercise's expectation: the expected specs
+// that did not fail, and the specs that failed without being expected (selftest's "exactly these").
+func Unexpected(e *Exercise, baseline []string, now Specs) (missed, extra []string) {
+	failed := now.Failed()
+	for _, x := range e.Expect.Failing {
+		if !slices.Contains(failed, x) {
+			missed = append(missed, x)
+		}
+	}
+	for _, f := range failed {
+		if !slices.Contains(e.Expect.Failing, f) && slices.Contains(baseline, f) {
+			extra = append(extra, f)
+		}
+	}
+	return missed, extra
+}

@@ -1,0 +1,345 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Fault is one typed change to a cluster of the lab. Every type records the whole object before
+// changing it (see Session), so its inverse is the same for all: put the object back as it was.
+type Fault struct {
+	// Type is one of FaultTypes.
+	Type string `json:"type"`
+	// Cluster is where the object is (a template, e.g. "{{.Target}}").
+	Cluster string `json:"cluster"`
+	// Ref is the object, Kind/namespace/name or Kind/name for cluster-scoped kinds (a template).
+	Ref string `json:"ref"`
+	// Key is the label (RemoveLabel, SetLabel) or the Secret data key (RenameSecretKey).
+	Key string `json:"key,omitempty"`
+	// Value is the label value (SetLabel), the new data key (RenameSecretKey) or the API server URL
+	// (SetRemoteSecretServer).
+	Value string `json:"value,omitempty"`
+	// Replicas is the scale (Scale).
+	Replicas *int64 `json:"replicas,omitempty"`
+}
+
+// The fault primitives.
+const (
+	// Delete deletes the object.
+	FaultDelete = "Delete"
+	// RemoveLabel removes a label.
+	FaultRemoveLabel = "RemoveLabel"
+	// SetLabel sets a label to a value.
+	FaultSetLabel = "SetLabel"
+	// RenameSecretKey moves a Secret's data key to another name (a remote secret whose key is not the
+	// cluster's name).
+	FaultRenameSecretKey = "RenameSecretKey"
+	// SetRemoteSecretServer points every cluster of the kubeconfigs in a Secret at another server.
+	FaultSetRemoteSecretServer = "SetRemoteSecretServer"
+	// Scale sets a Deployment's replicas.
+	FaultScale = "Scale"
+)
+
+// FaultTypes lists the primitives.
+func FaultTypes() []string {
+	return []string{FaultDelete, FaultRemoveLabel, FaultSetLabel, FaultRenameSecretKey, FaultSetRemoteSecretServer, FaultScale}
+}
+
+// kinds are the object kinds faults may touch, with their resource and scope.
+var kinds = map[string]struct {
+	gvr        schema.GroupVersionResource
+	namespaced bool
+}{
+	"Secret":             {schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, true},
+	"ConfigMap":          {schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, true},
+	"Service":            {schema.GroupVersionResource{Version: "v1", Resource: "services"}, true},
+	"Namespace":          {schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, false},
+	"Deployment":         {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
+	"ClusterRoleBinding": {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}, false},
+	"Gateway":            {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}, true},
+	"PeerAuthentication": {schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}, true},
+	"DestinationRule":    {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}, true},
+}
+
+func kindNames() []string {
+	var out []string
+	for k := range kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ObjectRef is a parsed Ref.
+type ObjectRef struct {
+	Kind, Namespace, Name string
+}
+
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// ParseRef parses Kind/namespace/name or Kind/name.
+func ParseRef(ref string) (ObjectRef, error) {
+	parts := strings.Split(ref, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return ObjectRef{}, fmt.Errorf("want Kind/namespace/name or Kind/name, e.g. Secret/istio-system/cacerts")
+	}
+	k, ok := kinds[parts[0]]
+	if !ok {
+		return ObjectRef{}, fmt.Errorf("kind %q is not one faults can touch (%s)", parts[0], strings.Join(kindNames(), ", "))
+	}
+	if k.namespaced != (len(parts) == 3) {
+		if k.namespaced {
+			return ObjectRef{}, fmt.Errorf("%s is namespaced: write %s/<namespace>/<name>", parts[0], parts[0])
+		}
+		return ObjectRef{}, fmt.Errorf("%s is cluster-scoped: write %s/<name>", parts[0], parts[0])
+	}
+	r := ObjectRef{Kind: parts[0], Name: parts[len(parts)-1]}
+	if len(parts) == 3 {
+		r.Namespace = parts[1]
+	}
+	if r.Name == "" {
+		return ObjectRef{}, fmt.Errorf("the name is empty")
+	}
+	return r, nil
+}
+
+func (f Fault) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if !slices.Contains(FaultTypes(), f.Type) {
+		errs = append(errs, field.NotSupported(p.Child("type"), f.Type, FaultTypes()))
+	}
+	errs = append(errs, checkTemplate(p.Child("cluster"), f.Cluster, true)...)
+	errs = append(errs, checkTemplate(p.Child("ref"), f.Ref, true)...)
+	if ref, err := render(f.Ref, sampleTargets); err == nil && f.Ref != "" {
+		r, err := ParseRef(ref)
+		if err != nil {
+			errs = append(errs, field.Invalid(p.Child("ref"), f.Ref, err.Error()))
+		} else {
+			switch f.Type {
+			case FaultRenameSecretKey, FaultSetRemoteSecretServer:
+				if r.Kind != "Secret" {
+					errs = append(errs, field.Invalid(p.Child("ref"), f.Ref, f.Type+" changes a Secret"))
+				}
+			case FaultScale:
+				if r.Kind != "Deployment" {
+					errs = append(errs, field.Invalid(p.Child("ref"), f.Ref, "Scale changes a Deployment"))
+				}
+			}
+		}
+	}
+	switch f.Type {
+	case FaultRemoveLabel, FaultSetLabel:
+		if f.Key == "" {
+			errs = append(errs, field.Required(p.Child("key"), "name the label, e.g. topology.istio.io/network"))
+		}
+		if f.Type == FaultSetLabel && f.Value == "" {
+			errs = append(errs, field.Required(p.Child("value"), "give the label's value"))
+		}
+	case FaultRenameSecretKey:
+		if f.Key == "" || f.Value == "" {
+			errs = append(errs, field.Required(p.Child("key"), "give key (the data key, e.g. {{.Target}}) and value (its new name)"))
+		}
+	case FaultSetRemoteSecretServer:
+		if !strings.HasPrefix(f.Value, "https://") {
+			errs = append(errs, field.Invalid(p.Child("value"), f.Value, "give the API server URL, e.g. https://192.0.2.1:6443 (unreachable) or https://127.0.0.1:6443 (loopback)"))
+		}
+	case FaultScale:
+		if f.Replicas == nil || *f.Replicas < 0 {
+			errs = append(errs, field.Required(p.Child("replicas"), "give replicas >= 0"))
+		}
+	}
+	return errs
+}
+
+// resource is the dynamic client of a ref's objects.
+func resource(d dynamic.Interface, r ObjectRef) dynamic.ResourceInterface {
+	k := kinds[r.Kind]
+	if k.namespaced {
+		return d.Resource(k.gvr).Namespace(r.Namespace)
+	}
+	return d.Resource(k.gvr)
+}
+
+// get returns the object, or nil when it does not exist.
+func get(ctx context.Context, d dynamic.Interface, r ObjectRef) (*unstructured.Unstructured, error) {
+	o, err := resource(d, r).Get(ctx, r.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return o, err
+}
+
+// apply performs the fault on obj (which exists, except for Delete of a missing object).
+func (f Fault) apply(ctx context.Context, d dynamic.Interface, r ObjectRef, obj *unstructured.Unstructured, t Targets) error {
+	if obj == nil {
+		return fmt.Errorf("%s does not exist", r)
+	}
+	value, err := render(f.Value, t)
+	if err != nil {
+		return err
+	}
+	key, err := render(f.Key, t)
+	if err != nil {
+		return err
+	}
+	obj = obj.DeepCopy()
+	switch f.Type {
+	case FaultDelete:
+		return resource(d, r).Delete(ctx, r.Name, metav1.DeleteOptions{})
+	case FaultRemoveLabel:
+		labels := obj.GetLabels()
+		delete(labels, key)
+		obj.SetLabels(labels)
+	case FaultSetLabel:
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[key] = value
+		obj.SetLabels(labels)
+	case FaultRenameSecretKey:
+		data, _, _ := unstructured.NestedStringMap(obj.Object, "data")
+		v, ok := data[key]
+		if !ok {
+			return fmt.Errorf("%s has no data key %q", r, key)
+		}
+		delete(data, key)
+		data[value] = v
+		if err := unstructured.SetNestedStringMap(obj.Object, data, "data"); err != nil {
+			return err
+		}
+	case FaultSetRemoteSecretServer:
+		data, _, _ := unstructured.NestedStringMap(obj.Object, "data")
+		for k, v := range data {
+			raw, err := decodeB64(v)
+			if err != nil {
+				return err
+			}
+			kc, err := clientcmd.Load(raw)
+			if err != nil {
+				return fmt.Errorf("%s data %q is not a kubeconfig: %w", r, k, err)
+			}
+			for _, c := range kc.Clusters {
+				c.Server = value
+			}
+			out, err := clientcmd.Write(*kc)
+			if err != nil {
+				return err
+			}
+			data[k] = encodeB64(out)
+		}
+		if err := unstructured.SetNestedStringMap(obj.Object, data, "data"); err != nil {
+			return err
+		}
+	case FaultScale:
+		if err := unstructured.SetNestedField(obj.Object, *f.Replicas, "spec", "replicas"); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown fault type %q", f.Type)
+	}
+	_, err = resource(d, r).Update(ctx, obj, metav1.UpdateOptions{FieldManager: "mclab-train"})
+	return err
+}
+
+// restore puts the object back as pre (JSON of the object before the fault; "" when it did not
+// exist): it updates the current object to pre's content, re-creates it, or deletes what a fault made.
+func restore(ctx context.Context, d dynamic.Interface, r ObjectRef, pre json.RawMessage) error {
+	cur, err := get(ctx, d, r)
+	if err != nil {
+		return err
+	}
+	if len(pre) == 0 || string(pre) == "null" {
+		if cur == nil {
+			return nil
+		}
+		return resource(d, r).Delete(ctx, r.Name, metav1.DeleteOptions{})
+	}
+	want := &unstructured.Unstructured{}
+	if err := want.UnmarshalJSON(pre); err != nil {
+		return err
+	}
+	clean(want)
+	if cur == nil {
+		_, err := resource(d, r).Create(ctx, want, metav1.CreateOptions{FieldManager: "mclab-train"})
+		return err
+	}
+	if sameContent(cur, want) {
+		return nil
+	}
+	want.SetResourceVersion(cur.GetResourceVersion())
+	_, err = resource(d, r).Update(ctx, want, metav1.UpdateOptions{FieldManager: "mclab-train"})
+	return err
+}
+
+// clean strips what the API server owns, so a pre-image can be created again.
+func clean(o *unstructured.Unstructured) {
+	for _, f := range []string{"resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(o.Object, "status")
+}
+
+// content is what a snapshot compares: labels, annotations (less the ones controllers write), data and
+// spec.
+func content(o *unstructured.Unstructured) map[string]any {
+	ann := o.GetAnnotations()
+	for k := range ann {
+		if k == "deployment.kubernetes.io/revision" || k == "kubectl.kubernetes.io/last-applied-configuration" {
+			delete(ann, k)
+		}
+	}
+	out := map[string]any{"labels": o.GetLabels(), "annotations": ann}
+	for _, k := range []string{"data", "stringData", "spec", "subjects", "roleRef", "type"} {
+		if v, ok := o.Object[k]; ok {
+			out[k] = v
+		}
+	}
+	if len(o.GetLabels()) == 0 {
+		out["labels"] = nil
+	}
+	if len(ann) == 0 {
+		out["annotations"] = nil
+	}
+	return out
+}
+
+func sameContent(a, b *unstructured.Unstructured) bool {
+	return reflect.DeepEqual(content(a), content(b))
+}
+
+// diffContent names the top-level parts of content that differ.
+func diffContent(a, b *unstructured.Unstructured) []string {
+	ca, cb := content(a), content(b)
+	var out []string
+	for k := range ca {
+		if !reflect.DeepEqual(ca[k], cb[k]) {
+			out = append(out, k)
+		}
+	}
+	for k := range cb {
+		if _, ok := ca[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
