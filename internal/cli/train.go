@@ -291,7 +291,8 @@ func (o *trainOptions) start(ctx context.Context, g *globals, name string) error
 }
 
 func printTicket(w io.Writer, e *train.Exercise, s *train.Session) {
-	fmt.Fprintf(w, "Exercise %s (%s, %s mode, seed %d): %s\n\n", e.Name, e.Difficulty, s.Mode, s.Seed, e.Title)
+	// The title names the cause; the ticket only the symptom.
+	fmt.Fprintf(w, "Exercise %s (%s, %s mode, seed %d)\n\n", e.Name, e.Difficulty, s.Mode, s.Seed)
 	fmt.Fprintf(w, "Ticket: %s\n\n", e.RenderTicket(s.Targets))
 	fmt.Fprintf(w, "Time limit: %s (until %s). Kubeconfig: %s (contexts %s-<cluster>).\n", e.TimeLimit, s.Deadline.Local().Format("15:04"), s.Targets.Kubeconfig, s.Targets.Lab)
 	fmt.Fprintf(w, "Then: mclab train check --name %s   (hint, solution, reset, status)\n", s.Targets.Lab)
