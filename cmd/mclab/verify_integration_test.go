@@ -1,6 +1,10 @@
 package main_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
 	"context"
 	"fmt"
 	"os"
@@ -263,6 +267,10 @@ func grepTree(t *testing.T, dir string, needles ...string) string {
 		if err != nil {
 			return err
 		}
+		if strings.HasSuffix(path, ".tar.gz") {
+			// Its entries, not its compressed bytes (where any 3-byte needle turns up by chance).
+			data = tarContents(t, path)
+		}
 		for _, n := range needles {
 			if strings.Contains(string(data), n) {
 				found = path + ": " + strings.TrimSpace(n)
@@ -271,6 +279,26 @@ func grepTree(t *testing.T, dir string, needles ...string) string {
 		return nil
 	})
 	return found
+}
+
+// tarContents is every entry of a .tar.gz, concatenated.
+func tarContents(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	must(t, err)
+	tr := tar.NewReader(zr)
+	var out bytes.Buffer
+	for {
+		_, err := tr.Next()
+		if err != nil {
+			return out.Bytes()
+		}
+		_, _ = io.Copy(&out, tr)
+		out.WriteByte('\n')
+	}
 }
 
 func client(t *testing.T, kubeconfig, context string) *kubernetes.Clientset {
