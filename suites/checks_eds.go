@@ -317,6 +317,21 @@ func (t *Target) whyPodIPs(ctx context.Context, client, other scenario.Cluster) 
 	if err == nil && ns.Labels[istio.NetworkLabel] != other.Network {
 		return fmt.Sprintf("network label missing on %s's istio-system (%s=%q, want %q), so istiod puts its endpoints on the client's network", other.Name, istio.NetworkLabel, ns.Labels[istio.NetworkLabel], other.Network)
 	}
+	// With no gateway known for the endpoints' network, istiod sends them as they are (seen on a local
+	// lab with the gateway Service's network label removed).
+	known := false
+	for _, c := range t.Scenario.Clusters {
+		if c.Network != other.Network || c.Mesh != other.Mesh || !t.topo().NeedsEastWestGateway(c) {
+			continue
+		}
+		svc, err := t.Clients[c.Name].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, istio.EastWestGatewayName, metav1.GetOptions{})
+		if err != nil || svc.Labels[istio.NetworkLabel] == other.Network {
+			known = true
+		}
+	}
+	if !known {
+		return fmt.Sprintf("no east-west gateway Service of %s carries %s=%s, so istiod knows no gateway for it and sends its endpoints as pod IPs", other.Network, istio.NetworkLabel, other.Network)
+	}
 	return fmt.Sprintf("istiod of %s does not place %s on %s; check pod labels %s", t.topo().Serving(client).Name, other.Name, other.Network, istio.NetworkLabel)
 }
 

@@ -131,6 +131,47 @@ func getJSON(ctx context.Context, url string, v any) error {
 }
 
 func (in *Installer) waitSynced(ctx context.Context, p scenario.Cluster, watched []scenario.Cluster) error {
+	err := in.waitSyncedOnce(ctx, p, watched)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	// istiod can miss a remote secret that is created again after its cluster failed to sync (it logs
+	// nothing for the new Secret; seen on a local lab here, and istio/istio#49780: "works again after
+	// an istiod restart"). Restart it once, as operators do, and wait again.
+	if rerr := in.restartIstiod(ctx, p); rerr != nil {
+		return fmt.Errorf("%w; restarting istiod of %s: %v", err, p.Name, rerr)
+	}
+	if err2 := in.waitSyncedOnce(ctx, p, watched); err2 != nil {
+		return fmt.Errorf("%w (also after restarting istiod of %s)", err2, p.Name)
+	}
+	return nil
+}
+
+// restartIstiod restarts a primary's istiod: its process, or its pods (the Deployment makes new ones).
+func (in *Installer) restartIstiod(ctx context.Context, p scenario.Cluster) error {
+	if r, ok := in.Provider.(provider.IstiodRestarter); ok {
+		if err := r.StopIstiod(ctx, p.Name); err != nil {
+			return err
+		}
+		return in.startIstiod(ctx, p)
+	}
+	kc, err := in.client(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	if err := kc.Kube.CoreV1().Pods(IstioNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: IstiodSelector}); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	if in.eps != nil {
+		in.eps.Close() // port-forwards to the old pod
+		in.eps = nil
+	}
+	in.mu.Unlock()
+	return in.startIstiod(ctx, p)
+}
+
+func (in *Installer) waitSyncedOnce(ctx context.Context, p scenario.Cluster, watched []scenario.Cluster) error {
 	ep, err := in.istiodEndpoint(ctx, p.Name)
 	if err != nil {
 		return err

@@ -123,6 +123,11 @@ type IstiodProcesses interface {
 	StartIstiod(ctx context.Context, cluster string, spec IstiodSpec) error
 }
 
+// IstiodRestarter stops a process istiod so that StartIstiod starts a fresh one (the local provider).
+type IstiodRestarter interface {
+	StopIstiod(ctx context.Context, cluster string) error
+}
+
 // IstiodEndpoint is how to reach one istiod.
 type IstiodEndpoint struct {
 	// XDS is the plaintext xDS address (15010 in a pod).

@@ -78,6 +78,9 @@ type Requires struct {
 // Expect is what the faults must break.
 type Expect struct {
 	Failing []string `json:"failing"`
+	// MayFail are specs that may also fail, depending on timing (a consequence istiod applies late);
+	// they are invariants of check like every baseline spec.
+	MayFail []string `json:"mayFail,omitempty"`
 	// Diagnosis are phrases verify must print once the faults are in (templates): how selftest proves
 	// that mclab names the injected cause.
 	Diagnosis []string `json:"diagnosis,omitempty"`

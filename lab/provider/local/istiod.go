@@ -143,3 +143,13 @@ func (p *Provider) LoadBalancerAddress(cluster string) (string, error) {
 	n := uint32(idx)*4 + 1
 	return fmt.Sprintf("198.%d.%d.%d", 18+(n>>16), (n>>8)&0xff, n&0xff), nil
 }
+
+// StopIstiod implements provider.IstiodRestarter: it stops a cluster's istiod process (by its
+// recorded PID); StartIstiod starts it again.
+func (p *Provider) StopIstiod(_ context.Context, cluster string) error {
+	rec, err := loadRecord(p.layout(cluster).proc("istiod"))
+	if err != nil || !rec.alive() {
+		return nil
+	}
+	return stopAll([]*procRecord{rec}, 5*time.Second)
+}
