@@ -3,8 +3,10 @@ package reports
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,9 +26,16 @@ var secretPatterns = []struct {
 	{regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), "<token redacted>"},
 	{regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}`), "${1}${2}<redacted>"},
 	{regexp.MustCompile(`(?i)(--(?:token|password|client-key)[= ])\S+`), "${1}<redacted>"},
-	// YAML fields (block style, also inside flow maps after a comma or brace) and JSON fields.
-	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?(?:token|id-token|refresh-token|access-token|password|secret|[a-z-]+-data|client-key|tls\.key|ca-key\.pem|key\.pem)["']?\s*:\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}\]]+)`), "${1}\"<redacted>\""},
+	// YAML fields (block style, also inside flow maps after a comma or brace) and JSON fields: a quoted
+	// value is replaced by a quoted placeholder, a bare one by a bare placeholder that stops before any
+	// quote or backslash, so a document that was JSON (a report holding such text in a string) stays
+	// JSON.
+	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?` + secretKeys + `["']?\s*:\s*)("(?:[^"\\]|\\.)*"|'[^']*')`), "${1}\"<redacted>\""},
+	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?` + secretKeys + `["']?\s*:\s*)([^\s,}\]"'\\<][^\s,}\]"\\]*)`), "${1}<redacted>"},
 }
+
+// secretKeys are the field names whose values are secrets.
+const secretKeys = `(?:token|id-token|refresh-token|access-token|password|secret|[a-z-]+-data|client-key|tls\.key|ca-key\.pem|key\.pem)`
 
 // base64PEM finds runs of base64 long enough to hold a PEM block; those that decode to a private key
 // are redacted (a base64-encoded key begins "LS0tLS1CRUdJTi", "-----BEGIN" encoded).
@@ -86,8 +95,105 @@ func redactFile(path string, changed *int) error {
 	return os.Chmod(path, 0o600)
 }
 
-// RedactBytes replaces the secrets in data.
+// RedactBytes replaces the secrets in data. A JSON document (reports, Ginkgo's ginkgo.json) is
+// redacted value by value and stays valid JSON: every string is redacted as text, and the value of a
+// secret field is replaced whole.
 func RedactBytes(data []byte) []byte {
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && json.Valid(trimmed) {
+		if out, err := redactJSON(data); err == nil {
+			return out
+		}
+	}
+	return redactText(data)
+}
+
+var secretKey = regexp.MustCompile(`(?i)^` + secretKeys + `$`)
+
+// redactJSON rebuilds a JSON document token by token (keeping the order of keys), redacting strings.
+func redactJSON(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		object, wantKey, secret bool
+		n                       int
+	}
+	var stack []*frame
+	var out bytes.Buffer
+	done := func() {
+		if len(stack) == 0 {
+			return
+		}
+		top := stack[len(stack)-1]
+		top.n++
+		top.wantKey, top.secret = top.object, false
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		closing := tok == json.Delim('}') || tok == json.Delim(']')
+		if len(stack) > 0 && !closing {
+			top := stack[len(stack)-1]
+			switch {
+			case top.object && !top.wantKey:
+				out.WriteByte(':')
+			case top.n > 0:
+				out.WriteByte(',')
+			}
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			out.WriteString(t.String())
+			if closing {
+				stack = stack[:len(stack)-1]
+				done()
+			} else {
+				stack = append(stack, &frame{object: t == '{', wantKey: t == '{'})
+			}
+		case string:
+			if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
+				top := stack[len(stack)-1]
+				b, _ := json.Marshal(t)
+				out.Write(b)
+				top.wantKey, top.secret = false, secretKey.MatchString(t)
+				continue
+			}
+			v := string(redactText([]byte(t)))
+			if len(stack) > 0 && stack[len(stack)-1].secret && t != "" {
+				v = "<redacted>"
+			}
+			b, _ := json.Marshal(v)
+			out.Write(b)
+			done()
+		default:
+			b, err := json.Marshal(t)
+			if err != nil {
+				return nil, err
+			}
+			out.Write(b)
+			done()
+		}
+	}
+	if !bytes.Contains(bytes.TrimSpace(data), []byte("\n")) {
+		if bytes.HasSuffix(data, []byte("\n")) {
+			out.WriteByte('\n')
+		}
+		return out.Bytes(), nil
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, out.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	indented.WriteByte('\n')
+	return indented.Bytes(), nil
+}
+
+// redactText replaces the secrets in text (logs, YAML, command lines).
+func redactText(data []byte) []byte {
 	data = base64PEM.ReplaceAllFunc(data, func(b []byte) []byte {
 		if encodedKey(b) {
 			return []byte("<private key redacted>")

@@ -122,3 +122,42 @@ func TestRedactEveryForm(t *testing.T) {
 		t.Errorf("redaction damaged public data: %q", out)
 	}
 }
+
+// TestRedactKeepsJSON: a JSON report whose strings hold text that looks like a secret field (a
+// diagnosis "... remote secret: Get \"https://...\"", a kubeconfig in YAML) stays valid JSON, with the
+// secret gone and the key order kept (Ginkgo's ginkgo.json broke here once).
+func TestRedactKeepsJSON(t *testing.T) {
+	in := `{
+  "Message": "c1's API server refuses the credentials of c2's remote secret: Get \"https://127.0.0.1:20034/version\": x509",
+  "kubeconfig": "users:\n- name: c2\n  user:\n    token: s3cr3t-value-123\n",
+  "z": [1, true, null, {"password": "hunter2-hunter2", "token": {"nested": "kept"}}],
+  "a": "last"
+}
+`
+	out := RedactBytes([]byte(in))
+	if !json.Valid(out) {
+		t.Fatalf("not JSON any more:\n%s", out)
+	}
+	for _, s := range []string{"s3cr3t-value-123", "hunter2-hunter2"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("%q survived:\n%s", s, out)
+		}
+	}
+	if !strings.Contains(string(out), "x509") || !strings.Contains(string(out), `"nested": "kept"`) ||
+		strings.Index(string(out), `"Message"`) > strings.Index(string(out), `"a"`) {
+		t.Errorf("redaction damaged the document:\n%s", out)
+	}
+}
+
+// FuzzRedactJSON: whatever text a JSON document's strings hold, it stays valid JSON.
+func FuzzRedactJSON(f *testing.F) {
+	f.Add("remote secret: Get \"https://x\"", "token: abc\\\"")
+	f.Add("{token: x, secret: 'y'}", "password: \"p\"")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		doc, _ := json.MarshalIndent(map[string]any{"m": a, "list": []any{b, map[string]any{"token": a}}}, "", "  ")
+		out := RedactBytes(doc)
+		if !json.Valid(out) {
+			t.Fatalf("not JSON any more:\nin:  %s\nout: %s", doc, out)
+		}
+	})
+}

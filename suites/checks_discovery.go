@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"mclab.dev/mclab/lab/istio"
@@ -82,7 +83,17 @@ func (t *Target) diagnoseSecretServer(ctx context.Context, primary, remote strin
 			return fmt.Sprintf("its remote secret points at %s, which does not answer (%v); fix the server address", c.Server, err)
 		}
 		conn.Close()
-		return fmt.Sprintf("its remote secret points at %s, which answers: check the token's permissions", c.Server)
+		// It answers: try the secret's credentials, as istiod does.
+		if cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig(); err == nil {
+			cfg.Timeout = RemoteAPITimeout
+			if cs, err := kubernetes.NewForConfig(cfg); err == nil {
+				if _, err := cs.Discovery().ServerVersion(); err != nil {
+					return credentialTrouble(err, primary, remote, c.Server)
+				}
+				return fmt.Sprintf("its remote secret points at %s, which answers and accepts the secret's credentials: istiod may hold a client made from an older secret (istio/istio#49780); restart istiod of %s", c.Server, primary)
+			}
+		}
+		return fmt.Sprintf("its remote secret points at %s, which answers: check the secret's credentials", c.Server)
 	}
 	return "its remote secret has no cluster"
 }

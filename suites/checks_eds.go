@@ -63,6 +63,13 @@ func (t *Target) proxyFetch(ctx context.Context, c scenario.Cluster, pod *corev1
 	snap, err := xds.FetchAll(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name}, node, req)
 	if err != nil {
 		if xds.IsFinding(err) {
+			// istiod reviews the token of a proxy of another cluster at that cluster's API server,
+			// through its remote secret (KubeJWTAuthenticator).
+			if serving.Name != c.Name && strings.Contains(err.Error(), "Unauthenticated") {
+				if why := t.notRead(ctx, serving.Name, c.Name); why != "" {
+					return nil, finding(fmt.Errorf("istiod of %s does not authenticate %s's proxy in %s: it reviews the tokens of %s's workloads at %s's API server through its remote secret for %s, and %s (%w)", serving.Name, pod.Name, c.Name, c.Name, c.Name, c.Name, why, err))
+				}
+			}
 			return nil, finding(fmt.Errorf("istiod of %s refuses %s's proxy or does not verify under the mesh root: %w", serving.Name, pod.Name, err))
 		}
 		return nil, fmt.Errorf("xDS of istiod %s at %s: %w", serving.Name, ep.XDSTLS, err)
@@ -356,27 +363,37 @@ func (t *Target) whyMissingGateway(ctx context.Context, client scenario.Cluster,
 
 func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster) string {
 	serving := t.topo().Serving(client)
-	if serving.Name == other.Name || t.topo().Serving(other).Name == serving.Name {
+	if serving.Name == other.Name {
 		return "the cluster is served by the same istiod; check the " + t.discoverySample().App + " pods"
 	}
-	if t.Istiod == nil {
-		return "istiod cannot be reached to say why"
+	// Another primary, or a remote of the same primary: istiod reads it through a remote secret.
+	if why := t.notRead(ctx, serving.Name, other.Name); why != "" {
+		return why
 	}
-	ep, err := t.Istiod(serving.Name)
+	return "istiod reads the cluster; check " + t.discoverySample().App + "'s Service there"
+}
+
+// notRead says why istiod of primary does not read cluster through a remote secret ("" when it reads
+// it, synced, or when that cannot be told).
+func (t *Target) notRead(ctx context.Context, primary, cluster string) string {
+	if t.Istiod == nil {
+		return ""
+	}
+	ep, err := t.Istiod(primary)
 	if err != nil {
 		return err.Error()
 	}
 	syncs, err := istio.Clusterz(ctx, ep.Debug)
 	if err != nil {
-		return fmt.Sprintf("istiod of %s does not answer: %v", serving.Name, err)
+		return fmt.Sprintf("istiod of %s does not answer: %v", primary, err)
 	}
 	for _, s := range syncs {
-		if s.ID == other.Name {
+		if s.ID == cluster {
 			if s.SyncStatus != "synced" {
-				return fmt.Sprintf("istiod of %s reads %s but its state is %s", serving.Name, other.Name, s.SyncStatus)
+				return fmt.Sprintf("istiod of %s reads %s but its state is %s", primary, cluster, s.SyncStatus)
 			}
-			return "istiod reads the cluster; check " + t.discoverySample().App + "'s Service there"
+			return ""
 		}
 	}
-	return fmt.Sprintf("istiod of %s has no remote secret for %s", serving.Name, other.Name)
+	return fmt.Sprintf("istiod of %s has no remote secret for %s", primary, cluster)
 }

@@ -268,6 +268,10 @@ func (t *Target) whyNoPassthrough(ctx context.Context, cluster string) string {
 			}
 		}
 	}
+	if t.Scenario.Istio.Federation != nil {
+		// expose-services.yaml would pass every *.local host: federation exports only named hosts.
+		return fmt.Sprintf("no Gateway with an AUTO_PASSTHROUGH server on port 15443 in %s's %s: re-create Gateway federation-export with a 15443 AUTO_PASSTHROUGH server for the exported hosts only (not expose-services.yaml, which passes every *.local host); `mclab up` restores it", primary, istio.IstioNamespace)
+	}
 	return fmt.Sprintf("no Gateway with an AUTO_PASSTHROUGH server on port 15443 in %s's %s: apply Istio's samples/multicluster/expose-services.yaml", primary, istio.IstioNamespace)
 }
 

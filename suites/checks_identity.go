@@ -2,7 +2,9 @@ package suites
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"sort"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -78,7 +81,7 @@ func CheckRemoteAPIServers(ctx context.Context, t *Target) Verdict {
 				if unreachable(err) {
 					v.fail("%s's API server at %s does not answer with the credentials of %s's remote secret (%v): istiod of %s still serves its last view of %s and will not see any change there; start the API server or fix the secret's server", w.Name, server, p.Name, short(err), p.Name, w.Name)
 				} else {
-					v.fail("%s's API server at %s refuses the credentials of %s's remote secret: %v", w.Name, server, p.Name, short(err))
+					v.fail("%s", credentialTrouble(err, p.Name, w.Name, server))
 				}
 				continue
 			}
@@ -108,6 +111,26 @@ func unreachable(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
 	return errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such host") || strings.Contains(err.Error(), "i/o timeout")
+}
+
+// credentialTrouble says why the API server of remote, at server, did not accept the credentials of
+// primary's remote secret for it: a CA that does not verify the server's certificate, a token it
+// rejects, or another refusal.
+func credentialTrouble(err error, primary, remote, server string) string {
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return fmt.Sprintf("the remote secret of %s for %s does not trust %s's API server at %s (%s): its certificate-authority-data is not the CA that signed the server's certificate; regenerate the secret from %s's own kubeconfig (`mclab up` converges it)", primary, remote, remote, server, short(err), remote)
+	case errors.As(err, &invalid) || errors.As(err, &hostname):
+		return fmt.Sprintf("the remote secret of %s for %s cannot verify %s's API server at %s (%s): the server's certificate does not match the secret's server address or CA", primary, remote, remote, server, short(err))
+	case apierrors.IsUnauthorized(err):
+		return fmt.Sprintf("%s's API server at %s rejects the token in the remote secret of %s (401 Unauthorized: the token was revoked, has expired or was rotated); regenerate the secret with a valid token of istio-reader-service-account (`mclab up` converges it)", remote, server, primary)
+	case apierrors.IsForbidden(err):
+		return fmt.Sprintf("%s's API server at %s forbids the account in the remote secret of %s (%s): bind it to istio-reader-clusterrole", remote, server, primary, short(err))
+	}
+	return fmt.Sprintf("%s's API server at %s refuses the credentials in the remote secret of %s (%s)", remote, server, primary, short(err))
 }
 
 func short(err error) string {

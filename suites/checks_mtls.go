@@ -108,7 +108,13 @@ func CheckWorkloadCertificates(ctx context.Context, t *Target) Verdict {
 			case strings.Contains(err.Error(), "x509"):
 				v.fail("istiod %s serves a certificate that does not chain to the root in %s's cacerts Secret: istiod runs with other CA material than the Secret says (restart istiod after changing cacerts): %v", serving.Name, serving.Name, err)
 			case xds.IsFinding(err):
-				v.fail("the CA of istiod %s refused a certificate for %s in %s: %v", serving.Name, spiffe, c.Name, err)
+				why := ""
+				if serving.Name != c.Name && strings.Contains(err.Error(), "Unauthenticated") {
+					if nr := t.notRead(ctx, serving.Name, c.Name); nr != "" {
+						why = fmt.Sprintf(": it reviews %s's tokens at %s's API server through its remote secret for %s, and %s", c.Name, c.Name, c.Name, nr)
+					}
+				}
+				v.fail("the CA of istiod %s refused a certificate for %s in %s%s (%v)", serving.Name, spiffe, c.Name, why, err)
 			default:
 				v.cannot("asking the CA of istiod %s at %s for %s's certificate: %v", serving.Name, ep.XDSTLS, c.Name, err)
 			}

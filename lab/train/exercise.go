@@ -73,6 +73,11 @@ type Requires struct {
 	// View is what the expected failures need: control-plane (every provider) or data-plane (kind or
 	// existing clusters).
 	View string `json:"view,omitempty"`
+	// TargetRole restricts the target cluster to primaries or remotes (default: either).
+	TargetRole scenario.Role `json:"targetRole,omitempty"`
+	// Providers the exercise runs on (default: every provider), e.g. only local where a controller of
+	// the other providers would undo the fault at once.
+	Providers []scenario.ProviderName `json:"providers,omitempty"`
 }
 
 // Expect is what the faults must break.
@@ -93,9 +98,15 @@ type Targets struct {
 	Target, Network string
 	// Watcher is a primary that reads Target through a remote secret ("" when none does).
 	Watcher string
-	// Client is another cluster of Target's mesh, from which the symptom shows.
+	// Client is another cluster of Target's mesh, from which the symptom shows; in the federated model,
+	// a primary of another mesh (which imports what Target's mesh exports).
 	Client string
+	// Mesh is Target's mesh.
+	Mesh string
 }
+
+// providerNames are the providers an exercise may require.
+var providerNames = []scenario.ProviderName{scenario.ProviderKind, scenario.ProviderLocal, scenario.ProviderExisting}
 
 // Difficulties are the valid difficulty values.
 var Difficulties = []string{"easy", "medium", "hard"}
@@ -150,6 +161,14 @@ func (e *Exercise) Validate() field.ErrorList {
 	if e.Requires.MinClusters < 0 || e.Requires.MinClusters > 10 {
 		errs = append(errs, field.Invalid(r.Child("minClusters"), e.Requires.MinClusters, "give 2 to 10 (default 2)"))
 	}
+	if tr := e.Requires.TargetRole; tr != "" && tr != scenario.Primary && tr != scenario.Remote {
+		errs = append(errs, field.NotSupported(r.Child("targetRole"), tr, []scenario.Role{scenario.Primary, scenario.Remote}))
+	}
+	for i, pn := range e.Requires.Providers {
+		if !slices.Contains(providerNames, pn) {
+			errs = append(errs, field.NotSupported(r.Child("providers").Index(i), pn, providerNames))
+		}
+	}
 	if v := e.Requires.View; v != "" && v != "control-plane" && v != "data-plane" {
 		errs = append(errs, field.NotSupported(r.Child("view"), v, []string{"control-plane", "data-plane"}))
 	}
@@ -194,7 +213,7 @@ func (e *Exercise) Validate() field.ErrorList {
 }
 
 // sampleTargets fills every template variable, to check that templates render.
-var sampleTargets = Targets{Lab: "lab", Kubeconfig: "/lab/kubeconfig", Target: "c2", Network: "network2", Watcher: "c1", Client: "c1"}
+var sampleTargets = Targets{Lab: "lab", Kubeconfig: "/lab/kubeconfig", Target: "c2", Network: "network2", Watcher: "c1", Client: "c1", Mesh: "mesh1"}
 
 func checkTemplate(p *field.Path, text string, required bool) field.ErrorList {
 	if strings.TrimSpace(text) == "" {
@@ -204,7 +223,7 @@ func checkTemplate(p *field.Path, text string, required bool) field.ErrorList {
 		return nil
 	}
 	if _, err := render(text, sampleTargets); err != nil {
-		return field.ErrorList{field.Invalid(p, text, fmt.Sprintf("%v; templates may use {{.Lab}}, {{.Kubeconfig}}, {{.Target}}, {{.Network}}, {{.Watcher}}, {{.Client}}", err))}
+		return field.ErrorList{field.Invalid(p, text, fmt.Sprintf("%v; templates may use {{.Lab}}, {{.Kubeconfig}}, {{.Target}}, {{.Network}}, {{.Mesh}}, {{.Watcher}}, {{.Client}}", err))}
 	}
 	return nil
 }
@@ -251,6 +270,9 @@ func (e *Exercise) Fits(s *scenario.Scenario, dataPlane bool) string {
 	if len(s.Clusters) < min {
 		return fmt.Sprintf("needs %d clusters, the lab has %d", min, len(s.Clusters))
 	}
+	if len(e.Requires.Providers) > 0 && !slices.Contains(e.Requires.Providers, s.Provider.Name) {
+		return fmt.Sprintf("needs provider %v, the lab runs on %s", e.Requires.Providers, s.Provider.Name)
+	}
 	if e.Requires.View == "data-plane" && !dataPlane {
 		return "needs running pods (data plane): use provider kind or existing"
 	}
@@ -269,17 +291,31 @@ func (e *Exercise) Targets(s *scenario.Scenario, lab, kubeconfig string, seed ui
 			needsWatcher = true
 		}
 	}
+	// In the federated model an exercise is about what a mesh exports: Target is a cluster of an
+	// exporting mesh, Client a primary of another mesh.
+	federated := s.Istio.Model == scenario.Federated
+	exporting := map[string]bool{}
+	if s.Istio.Federation != nil {
+		for _, x := range s.Istio.Federation.Exports {
+			exporting[x.Mesh] = len(x.Hosts) > 0
+		}
+	}
 	var candidates []Targets
 	for _, c := range s.Clusters {
-		t := Targets{Lab: lab, Kubeconfig: kubeconfig, Target: c.Name, Network: c.Network}
+		if federated && !exporting[c.Mesh] || e.Requires.TargetRole != "" && c.Role != e.Requires.TargetRole {
+			continue
+		}
+		t := Targets{Lab: lab, Kubeconfig: kubeconfig, Target: c.Name, Network: c.Network, Mesh: c.Mesh}
 		var watchers, clients []string
 		for _, o := range s.Clusters {
-			if o.Name == c.Name || o.Mesh != c.Mesh {
+			if o.Name == c.Name {
 				continue
 			}
-			clients = append(clients, o.Name)
-			if o.Role == scenario.Primary && (c.Role == scenario.Primary || c.Primary == o.Name) {
+			if o.Mesh == c.Mesh && o.Role == scenario.Primary && (c.Role == scenario.Primary || c.Primary == o.Name) {
 				watchers = append(watchers, o.Name)
+			}
+			if federated && o.Mesh != c.Mesh && o.Role == scenario.Primary || !federated && o.Mesh == c.Mesh {
+				clients = append(clients, o.Name)
 			}
 		}
 		if len(clients) == 0 || needsWatcher && len(watchers) == 0 {
@@ -294,6 +330,9 @@ func (e *Exercise) Targets(s *scenario.Scenario, lab, kubeconfig string, seed ui
 		candidates = append(candidates, t)
 	}
 	if len(candidates) == 0 {
+		if federated {
+			return Targets{}, fmt.Errorf("no cluster of the lab fits: a federated exercise needs a mesh that exports a service (istio.federation.exports) and a primary of another mesh")
+		}
 		return Targets{}, fmt.Errorf("no cluster of the lab fits: a fault needs a cluster with another of its mesh%s", map[bool]string{true: " that reads it through a remote secret", false: ""}[needsWatcher])
 	}
 	return candidates[rng.IntN(len(candidates))], nil

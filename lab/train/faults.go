@@ -13,9 +13,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mclab.dev/mclab/lab/pki"
 )
 
 // Fault is one typed change to a cluster of the lab. Every type records the whole object before
@@ -34,6 +38,10 @@ type Fault struct {
 	Value string `json:"value,omitempty"`
 	// Replicas is the scale (Scale).
 	Replicas *int64 `json:"replicas,omitempty"`
+	// Patch is a JSON merge patch (RFC 7386) of the object (Patch); its strings are templates.
+	Patch map[string]any `json:"patch,omitempty"`
+	// Subresource is "status" to patch the status (Patch), as a controller would write it.
+	Subresource string `json:"subresource,omitempty"`
 }
 
 // The fault primitives.
@@ -51,11 +59,19 @@ const (
 	FaultSetRemoteSecretServer = "SetRemoteSecretServer"
 	// Scale sets a Deployment's replicas.
 	FaultScale = "Scale"
+	// SetRemoteSecretToken replaces the bearer token of every user of the kubeconfigs in a Secret (a
+	// revoked or rotated token).
+	FaultSetRemoteSecretToken = "SetRemoteSecretToken"
+	// SetRemoteSecretCA replaces the certificate-authority-data of every cluster of the kubeconfigs in a
+	// Secret with a CA made at injection that signed nothing (an API server certificate not trusted).
+	FaultSetRemoteSecretCA = "SetRemoteSecretCA"
+	// Patch applies a JSON merge patch to the object or, with subresource status, to its status.
+	FaultPatch = "Patch"
 )
 
 // FaultTypes lists the primitives.
 func FaultTypes() []string {
-	return []string{FaultDelete, FaultRemoveLabel, FaultSetLabel, FaultRenameSecretKey, FaultSetRemoteSecretServer, FaultScale}
+	return []string{FaultDelete, FaultRemoveLabel, FaultSetLabel, FaultRenameSecretKey, FaultSetRemoteSecretServer, FaultSetRemoteSecretToken, FaultSetRemoteSecretCA, FaultScale, FaultPatch}
 }
 
 // kinds are the object kinds faults may touch, with their resource and scope.
@@ -63,15 +79,19 @@ var kinds = map[string]struct {
 	gvr        schema.GroupVersionResource
 	namespaced bool
 }{
-	"Secret":             {schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, true},
-	"ConfigMap":          {schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, true},
-	"Service":            {schema.GroupVersionResource{Version: "v1", Resource: "services"}, true},
-	"Namespace":          {schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, false},
-	"Deployment":         {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
-	"ClusterRoleBinding": {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}, false},
-	"Gateway":            {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}, true},
-	"PeerAuthentication": {schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}, true},
-	"DestinationRule":    {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}, true},
+	"Secret":                       {schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, true},
+	"ConfigMap":                    {schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, true},
+	"Service":                      {schema.GroupVersionResource{Version: "v1", Resource: "services"}, true},
+	"Namespace":                    {schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, false},
+	"Deployment":                   {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
+	"ClusterRoleBinding":           {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}, false},
+	"Gateway":                      {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}, true},
+	"PeerAuthentication":           {schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}, true},
+	"DestinationRule":              {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}, true},
+	"ServiceEntry":                 {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}, true},
+	"WorkloadEntry":                {schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadentries"}, true},
+	"EndpointSlice":                {schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}, true},
+	"MutatingWebhookConfiguration": {schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"}, false},
 }
 
 func kindNames() []string {
@@ -134,7 +154,7 @@ func (f Fault) validate(p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(p.Child("ref"), f.Ref, err.Error()))
 		} else {
 			switch f.Type {
-			case FaultRenameSecretKey, FaultSetRemoteSecretServer:
+			case FaultRenameSecretKey, FaultSetRemoteSecretServer, FaultSetRemoteSecretToken, FaultSetRemoteSecretCA:
 				if r.Kind != "Secret" {
 					errs = append(errs, field.Invalid(p.Child("ref"), f.Ref, f.Type+" changes a Secret"))
 				}
@@ -161,12 +181,44 @@ func (f Fault) validate(p *field.Path) field.ErrorList {
 		if !strings.HasPrefix(f.Value, "https://") {
 			errs = append(errs, field.Invalid(p.Child("value"), f.Value, "give the API server URL, e.g. https://192.0.2.1:6443 (unreachable) or https://127.0.0.1:6443 (loopback)"))
 		}
+	case FaultSetRemoteSecretToken:
+		if f.Value == "" {
+			errs = append(errs, field.Required(p.Child("value"), "give the token that replaces the reader's, e.g. revoked"))
+		}
 	case FaultScale:
 		if f.Replicas == nil || *f.Replicas < 0 {
 			errs = append(errs, field.Required(p.Child("replicas"), "give replicas >= 0"))
 		}
+	case FaultPatch:
+		if len(f.Patch) == 0 {
+			errs = append(errs, field.Required(p.Child("patch"), "give the merge patch, e.g. {metadata: {labels: {app: other}}}"))
+		} else if _, err := f.renderPatch(sampleTargets); err != nil {
+			errs = append(errs, field.Invalid(p.Child("patch"), f.Patch, err.Error()))
+		}
+		if f.Subresource != "" && f.Subresource != "status" {
+			errs = append(errs, field.NotSupported(p.Child("subresource"), f.Subresource, []string{"status"}))
+		}
+	}
+	if f.Type != FaultPatch && (len(f.Patch) > 0 || f.Subresource != "") {
+		errs = append(errs, field.Forbidden(p.Child("patch"), "patch and subresource are for type Patch"))
 	}
 	return errs
+}
+
+// renderPatch renders the patch's templates and returns it as JSON.
+func (f Fault) renderPatch(t Targets) ([]byte, error) {
+	raw, err := json.Marshal(f.Patch)
+	if err != nil {
+		return nil, err
+	}
+	out, err := render(string(raw), t)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid([]byte(out)) {
+		return nil, fmt.Errorf("the rendered patch is not JSON: %s", out)
+	}
+	return []byte(out), nil
 }
 
 // resource is the dynamic client of a ref's objects.
@@ -227,28 +279,46 @@ func (f Fault) apply(ctx context.Context, d dynamic.Interface, r ObjectRef, obj 
 			return err
 		}
 	case FaultSetRemoteSecretServer:
-		data, _, _ := unstructured.NestedStringMap(obj.Object, "data")
-		for k, v := range data {
-			raw, err := decodeB64(v)
-			if err != nil {
-				return err
-			}
-			kc, err := clientcmd.Load(raw)
-			if err != nil {
-				return fmt.Errorf("%s data %q is not a kubeconfig: %w", r, k, err)
-			}
+		if err := editKubeconfigs(obj, r, func(kc *clientcmdapi.Config) {
 			for _, c := range kc.Clusters {
 				c.Server = value
 			}
-			out, err := clientcmd.Write(*kc)
-			if err != nil {
-				return err
-			}
-			data[k] = encodeB64(out)
-		}
-		if err := unstructured.SetNestedStringMap(obj.Object, data, "data"); err != nil {
+		}); err != nil {
 			return err
 		}
+	case FaultSetRemoteSecretToken:
+		if err := editKubeconfigs(obj, r, func(kc *clientcmdapi.Config) {
+			for _, u := range kc.AuthInfos {
+				u.Token = value
+			}
+		}); err != nil {
+			return err
+		}
+	case FaultSetRemoteSecretCA:
+		other, err := pki.NewRoot("an unrelated CA made by mclab train", 2048)
+		if err != nil {
+			return err
+		}
+		if err := editKubeconfigs(obj, r, func(kc *clientcmdapi.Config) {
+			for _, c := range kc.Clusters {
+				c.CertificateAuthorityData = other.CertPEM
+				c.CertificateAuthority = ""
+				c.InsecureSkipTLSVerify = false
+			}
+		}); err != nil {
+			return err
+		}
+	case FaultPatch:
+		patch, err := f.renderPatch(t)
+		if err != nil {
+			return err
+		}
+		var sub []string
+		if f.Subresource != "" {
+			sub = []string{f.Subresource}
+		}
+		_, err = resource(d, r).Patch(ctx, r.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "mclab-train"}, sub...)
+		return err
 	case FaultScale:
 		if err := unstructured.SetNestedField(obj.Object, *f.Replicas, "spec", "replicas"); err != nil {
 			return err
@@ -258,6 +328,28 @@ func (f Fault) apply(ctx context.Context, d dynamic.Interface, r ObjectRef, obj 
 	}
 	_, err = resource(d, r).Update(ctx, obj, metav1.UpdateOptions{FieldManager: "mclab-train"})
 	return err
+}
+
+// editKubeconfigs changes every kubeconfig in a Secret's data.
+func editKubeconfigs(obj *unstructured.Unstructured, r ObjectRef, edit func(*clientcmdapi.Config)) error {
+	data, _, _ := unstructured.NestedStringMap(obj.Object, "data")
+	for k, v := range data {
+		raw, err := decodeB64(v)
+		if err != nil {
+			return err
+		}
+		kc, err := clientcmd.Load(raw)
+		if err != nil {
+			return fmt.Errorf("%s data %q is not a kubeconfig: %w", r, k, err)
+		}
+		edit(kc)
+		out, err := clientcmd.Write(*kc)
+		if err != nil {
+			return err
+		}
+		data[k] = encodeB64(out)
+	}
+	return unstructured.SetNestedStringMap(obj.Object, data, "data")
 }
 
 // restore puts the object back as pre (JSON of the object before the fault; "" when it did not
@@ -277,18 +369,31 @@ func restore(ctx context.Context, d dynamic.Interface, r ObjectRef, pre json.Raw
 	if err := want.UnmarshalJSON(pre); err != nil {
 		return err
 	}
+	status, hasStatus := want.Object["status"]
 	clean(want)
-	if cur == nil {
-		_, err := resource(d, r).Create(ctx, want, metav1.CreateOptions{FieldManager: "mclab-train"})
-		return err
+	switch {
+	case cur == nil:
+		if cur, err = resource(d, r).Create(ctx, want, metav1.CreateOptions{FieldManager: "mclab-train"}); err != nil {
+			return err
+		}
+	case !sameContent(cur, want):
+		want.SetResourceVersion(cur.GetResourceVersion())
+		if cur, err = resource(d, r).Update(ctx, want, metav1.UpdateOptions{FieldManager: "mclab-train"}); err != nil {
+			return err
+		}
 	}
-	if sameContent(cur, want) {
-		return nil
+	// A status a controller wrote (a LoadBalancer's address) is put back through the status
+	// subresource.
+	if statusKinds[r.Kind] && hasStatus && !reflect.DeepEqual(cur.Object["status"], status) {
+		cur.Object["status"] = status
+		_, err = resource(d, r).UpdateStatus(ctx, cur, metav1.UpdateOptions{FieldManager: "mclab-train"})
 	}
-	want.SetResourceVersion(cur.GetResourceVersion())
-	_, err = resource(d, r).Update(ctx, want, metav1.UpdateOptions{FieldManager: "mclab-train"})
 	return err
 }
+
+// statusKinds are the kinds whose status is part of what faults change and snapshots compare (a
+// Service's load-balancer address); other kinds' status is their controllers' to write.
+var statusKinds = map[string]bool{"Service": true}
 
 // clean strips what the API server owns, so a pre-image can be created again.
 func clean(o *unstructured.Unstructured) {
@@ -308,7 +413,10 @@ func content(o *unstructured.Unstructured) map[string]any {
 		}
 	}
 	out := map[string]any{"labels": o.GetLabels(), "annotations": ann}
-	for _, k := range []string{"data", "stringData", "spec", "subjects", "roleRef", "type"} {
+	if statusKinds[o.GetKind()] {
+		out["status"] = o.Object["status"]
+	}
+	for _, k := range []string{"data", "stringData", "spec", "subjects", "roleRef", "type", "endpoints", "ports", "addressType", "webhooks"} {
 		if v, ok := o.Object[k]; ok {
 			out[k] = v
 		}

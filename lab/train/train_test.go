@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -33,9 +36,10 @@ func builtins(t *testing.T) map[string]*Exercise {
 // the topology and model it requires.
 func TestBuiltinsAreValid(t *testing.T) {
 	all := builtins(t)
-	if len(all) < 7 {
-		t.Errorf("only %d built-in exercises", len(all))
+	if len(all) < 15 {
+		t.Errorf("only %d built-in exercises, want at least 15", len(all))
 	}
+	specs := suiteSpecs(t)
 	for name, e := range all {
 		topo, model := scenario.MultiNetwork, scenario.MultiPrimary
 		if len(e.Requires.Topologies) > 0 {
@@ -48,10 +52,47 @@ func TestBuiltinsAreValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if why := e.Fits(s, false); why != "" {
+		s.Provider.Name = scenario.ProviderLocal
+		dataPlane := e.Requires.View == "data-plane"
+		if dataPlane {
+			s.Provider.Name = scenario.ProviderKind
+		}
+		if len(e.Requires.Providers) > 0 {
+			s.Provider.Name = e.Requires.Providers[0]
+		}
+		if why := e.Fits(s, dataPlane); why != "" {
 			t.Errorf("%s does not fit its own lab: %s", name, why)
 		}
+		for _, spec := range append(append([]string{}, e.Expect.Failing...), e.Expect.MayFail...) {
+			if !specs[spec] {
+				t.Errorf("%s expects spec %q, which no suite has", name, spec)
+			}
+		}
 	}
+}
+
+// suiteSpecs are the texts of the suites' specs, read from their source.
+func suiteSpecs(t *testing.T) map[string]bool {
+	t.Helper()
+	files, err := filepath.Glob("../../suites/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("suites' sources: %v", err)
+	}
+	out := map[string]bool{}
+	re := regexp.MustCompile(`\bIt\("([^"]+)"`)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+			out[m[1]] = true
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d specs in the suites' sources", len(out))
+	}
+	return out
 }
 
 func TestParseRejects(t *testing.T) {
