@@ -4,7 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -54,9 +56,15 @@ func TestIntegrationExistingInstallsInClusterIstiod(t *testing.T) {
 			t.Fatal(err)
 		}
 		cs := kubernetes.NewForConfigOrDie(cfg)
-		d, err := cs.AppsV1().Deployments(istio.IstioNamespace).Get(t.Context(), "istiod", metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("%s: %v", c.Name, err)
+		// The second up may have rolled the Deployment: wait for it to be available again (kwok).
+		var d *appsv1.Deployment
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+			if d, err = cs.AppsV1().Deployments(istio.IstioNamespace).Get(t.Context(), "istiod", metav1.GetOptions{}); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+			if d.Status.AvailableReplicas > 0 || time.Now().After(deadline) {
+				break
+			}
 		}
 		if img := d.Spec.Template.Spec.Containers[0].Image; img != "docker.io/istio/pilot:1.28.0" || d.Status.AvailableReplicas < 1 {
 			t.Errorf("%s: istiod Deployment image %s, available %d", c.Name, img, d.Status.AvailableReplicas)

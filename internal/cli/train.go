@@ -67,12 +67,13 @@ Built-in exercises are in scenarios/exercises; --exercises DIR adds your own (ki
 		&cobra.Command{Use: "check", Short: "Run the suites: solved when every spec that passed before passes again", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.check(cmd.Context(), g) }},
 		&cobra.Command{Use: "hint", Short: "The next hint (vague first)", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error { return o.hint(g) }},
+			RunE: func(cmd *cobra.Command, _ []string) error { return o.hint(cmd.Context(), g) }},
 		&cobra.Command{Use: "solution", Short: "The reference fix (ends the scoring)", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.solution(g) }},
 		&cobra.Command{Use: "reset", Short: "Put every touched object back, converge the lab and prove the baseline", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.reset(cmd.Context(), g) }},
 		newTrainSelftestCommand(g, o),
+		newTrainReportCommand(g, o),
 	)
 	return cmd
 }
@@ -324,7 +325,7 @@ func (o *trainOptions) status(g *globals) error {
 	}
 	printTicket(g.streams.Out, e, s)
 	left := time.Until(s.Deadline).Round(time.Second)
-	fmt.Fprintf(g.streams.Out, "\nTime left: %s. Hints used: %d of %d. Checks: %d.", left, s.HintsUsed, len(e.Hints), len(s.Checks))
+	fmt.Fprintf(g.streams.Out, "\nTime left: %s. Hints used: %d of %d. Checks: %d.", left, s.HintsUsed, hintCount(e, s), len(s.Checks))
 	if s.Solved != nil {
 		fmt.Fprintf(g.streams.Out, " Solved after %s.", s.Solved.Sub(s.Started).Round(time.Second))
 	}
@@ -353,7 +354,7 @@ func (o *trainOptions) check(ctx context.Context, g *globals) error {
 	}
 	out := g.streams.Out
 	if rec.Passed {
-		fmt.Fprintf(out, "Solved: every spec that passed before the exercise passes again (%s after the start, %d hints).\n", rec.At.Sub(s.Started).Round(time.Second), s.HintsUsed)
+		fmt.Fprintf(out, "Solved: every spec that passed before the exercise passes again (%s after the start, hints used: %d).\n", rec.At.Sub(s.Started).Round(time.Second), s.HintsUsed)
 		fmt.Fprintf(out, "`mclab train reset --name %s` puts the lab back for the next exercise.\n", l.name)
 		return nil
 	}
@@ -375,8 +376,8 @@ func (o *trainOptions) check(ctx context.Context, g *globals) error {
 	return &exitError{code: 1, err: fmt.Errorf("exercise %s not solved", e.Name)}
 }
 
-func (o *trainOptions) hint(g *globals) error {
-	l, s, e, err := o.session(context.Background(), g)
+func (o *trainOptions) hint(ctx context.Context, g *globals) error {
+	l, s, e, err := o.session(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -384,6 +385,29 @@ func (o *trainOptions) hint(g *globals) error {
 		return &exitError{code: 2, err: errors.New("exam mode gives no hints")}
 	}
 	hints := e.RenderHints(s.Targets)
+	if s.Mode == train.ModeGuided {
+		// Guided mode's first rung is the verdict's own diagnosis: the last check's, else a verify run
+		// now.
+		first := "(mclab verify names no failing spec of this exercise now: run `mclab train check`)"
+		if s.HintsUsed == 0 {
+			dir := filepath.Join(l.dir, "train", fmt.Sprintf("check-%d", len(s.Checks)))
+			if len(s.Checks) == 0 {
+				fmt.Fprintf(g.streams.Err, "Running mclab verify for its diagnosis ...\n")
+				dir = filepath.Join(l.dir, "train", "hint")
+				if _, err := runVerify(ctx, g, l.name, dir); err != nil {
+					return err
+				}
+			}
+			failures, err := train.ReadFailures(filepath.Join(dir, "ginkgo.json"))
+			if err != nil {
+				return err
+			}
+			if h := train.VerdictHint(e, failures); h != "" {
+				first = h
+			}
+		}
+		hints = append([]string{first}, hints...)
+	}
 	if s.HintsUsed >= len(hints) {
 		fmt.Fprintf(g.streams.Out, "No more hints (%d given). `mclab train solution --name %s` shows the fix.\n", len(hints), l.name)
 		return nil
@@ -399,6 +423,10 @@ func (o *trainOptions) solution(g *globals) error {
 		return err
 	}
 	s.SolutionShown = true
+	if s.SolutionAt == nil {
+		now := time.Now().UTC()
+		s.SolutionAt = &now
+	}
 	if err := s.Save(l.dir); err != nil {
 		return err
 	}
@@ -419,7 +447,11 @@ func (o *trainOptions) reset(ctx context.Context, g *globals) error {
 		return nil
 	}
 	start := time.Now()
-	if err := resetLab(ctx, g, l, s); err != nil {
+	var e *train.Exercise
+	if all, err := o.catalogue(); err == nil {
+		e = all[s.Exercise]
+	}
+	if err := resetLab(ctx, g, l, s, e); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.streams.Out, "Reset %s in %s: every touched object is as before, and the baseline passes.\n", l.name, time.Since(start).Round(100*time.Millisecond))
@@ -429,7 +461,7 @@ func (o *trainOptions) reset(ctx context.Context, g *globals) error {
 // resetLab converges the lab with its scenario (what a learner's fix may have changed elsewhere), puts
 // every touched object back as it was, then proves it: the snapshot of the touched objects equals the
 // one taken at start, and every baseline spec passes.
-func resetLab(ctx context.Context, g *globals, l *trainLab, s *train.Session) error {
+func resetLab(ctx context.Context, g *globals, l *trainLab, s *train.Session, e *train.Exercise) error {
 	m, err := g.manager(false)
 	if err != nil {
 		return err
@@ -457,11 +489,24 @@ func resetLab(ctx context.Context, g *globals, l *trainLab, s *train.Session) er
 			return err
 		}
 		if rec := train.Judge(&train.Exercise{}, s.Baseline, run.specs); rec.Passed {
+			// The attempt goes to the lab's history (what `train report` collects), then the
+			// session ends.
+			if err := train.AppendHistory(l.dir, s.Record(l.name, e, time.Now().UTC())); err != nil {
+				return err
+			}
 			return train.Clear(l.dir)
 		}
 		time.Sleep(2 * time.Second)
 	}
 	return fmt.Errorf("after the reset, the baseline does not pass:\n%s", verdictBlock(run.output))
+}
+
+// hintCount is how many hints the session offers: guided mode adds the verdict's diagnosis first.
+func hintCount(e *train.Exercise, s *train.Session) int {
+	if s.Mode == train.ModeGuided {
+		return len(e.Hints) + 1
+	}
+	return len(e.Hints)
 }
 
 func slicesContains(s []string, v string) bool {

@@ -7,6 +7,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ type selftestOptions struct {
 	seeds    int
 	provider string
 	keep     bool
+	parallel int
 }
 
 func newTrainSelftestCommand(g *globals, o *trainOptions) *cobra.Command {
@@ -36,6 +38,7 @@ puts every touched object back and the baseline passes. Exit 1 when any step fai
 	cmd.Flags().IntVar(&so.seeds, "seeds", 3, "seeds per exercise (1..N)")
 	cmd.Flags().StringVar(&so.provider, "provider", "local", "provider of the labs selftest creates")
 	cmd.Flags().BoolVar(&so.keep, "keep", false, "keep the labs selftest created")
+	cmd.Flags().IntVar(&so.parallel, "parallel", 1, "labs whose exercises run side by side (each lab runs its exercises in order)")
 	return cmd
 }
 
@@ -96,8 +99,11 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 		fmt.Fprintf(g.streams.Out, "%-*s  %-4s  %-6s  %-6s  %-17s  %-14s  %-6s  %s\n", width, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7])
 	}
 	row("EXERCISE", "SEED", "TARGET", "INJECT", "FAILS AS EXPECTED", "SOLUTION+CHECK", "RESET", "RESULT")
-	failed, runs := 0, 0
+	// Plan: the exercises that fit, grouped by the lab they run on (created once, one after the
+	// other: the local provider allocates ports as it starts a lab).
 	var notRun []string
+	var labOrder []string
+	groups := map[string][]*train.Exercise{}
 	for _, e := range exercises {
 		topo, model, n := selftestLab(e)
 		name := fmt.Sprintf("selftest-%s-%s", topo, model)
@@ -112,7 +118,8 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 			notRun = append(notRun, e.Name)
 			continue
 		}
-		if !created[name] {
+		if _, ok := groups[name]; !ok {
+			labOrder = append(labOrder, name)
 			s.Name = name
 			fmt.Fprintf(g.streams.Err, "Bringing up %s for the selftest ...\n", name)
 			if err := m.Up(ctx, s, name); err != nil {
@@ -120,27 +127,58 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 			}
 			created[name] = true
 		}
-		lo := &trainOptions{name: name, exercises: o.exercises, mode: train.ModeGuided}
-		for seed := uint64(1); seed <= uint64(so.seeds); seed++ {
-			r, err := so.one(ctx, g, lo, e, seed, self)
-			runs++
-			if err != nil {
-				failed++
-				r.result = "FAIL: " + err.Error()
-			}
-			row(e.Name, fmt.Sprint(seed), r.target, r.inject, r.fails, r.check, r.reset, r.result)
-			if err != nil {
-				// Leave the lab clean for the next one, whatever happened: reset, else at least put
-				// every touched object back and drop the session.
-				if l, s, oerr := lo.open(ctx, g); oerr == nil && s != nil {
-					if rerr := resetLab(ctx, g, l, s); rerr != nil {
-						fmt.Fprintf(g.streams.Err, "reset after the failure: %v\n", rerr)
-						_ = train.Revert(ctx, s, l.clients)
-						_ = train.Clear(l.dir)
+		groups[name] = append(groups[name], e)
+	}
+	// Each lab's exercises run in order; labs run side by side (--parallel).
+	var mu sync.Mutex
+	failed, runs := 0, 0
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range max(1, min(so.parallel, len(labOrder))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				lo := &trainOptions{name: name, exercises: o.exercises, mode: train.ModeGuided}
+				for _, e := range groups[name] {
+					for seed := uint64(1); seed <= uint64(so.seeds); seed++ {
+						if ctx.Err() != nil {
+							return
+						}
+						r, err := so.one(ctx, g, lo, e, seed, self)
+						if err != nil {
+							r.result = "FAIL: " + err.Error()
+						}
+						mu.Lock()
+						runs++
+						if err != nil {
+							failed++
+						}
+						row(e.Name, fmt.Sprint(seed), r.target, r.inject, r.fails, r.check, r.reset, r.result)
+						mu.Unlock()
+						if err != nil {
+							// Leave the lab clean for the next one, whatever happened: reset, else at
+							// least put every touched object back and drop the session.
+							if l, s, oerr := lo.open(ctx, g); oerr == nil && s != nil {
+								if rerr := resetLab(ctx, g, l, s, e); rerr != nil {
+									fmt.Fprintf(g.streams.Err, "reset after the failure: %v\n", rerr)
+									_ = train.Revert(ctx, s, l.clients)
+									_ = train.Clear(l.dir)
+								}
+							}
+						}
 					}
 				}
 			}
-		}
+		}()
+	}
+	for _, name := range labOrder {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	fmt.Fprintf(g.streams.Out, "\n%d runs of %d exercises on provider %s: %d passed, %d failed.", runs, len(exercises)-len(notRun), so.provider, runs-failed, failed)
 	if len(notRun) > 0 {
@@ -236,7 +274,7 @@ func (so *selftestOptions) one(ctx context.Context, g *globals, o *trainOptions,
 		return row, fmt.Errorf("the solution does not solve it (still failing %v, collateral %v):\n%s", rec.StillFailing, rec.Collateral, verdictBlock(run.output))
 	}
 	start = time.Now()
-	if err := resetLab(ctx, g, l, s); err != nil {
+	if err := resetLab(ctx, g, l, s, e); err != nil {
 		return row, fmt.Errorf("reset: %w", err)
 	}
 	row.reset = dur(time.Since(start))

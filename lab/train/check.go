@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
 )
@@ -15,23 +16,54 @@ type Specs map[string]types.SpecState
 
 // ReadSpecs reads verify's ginkgo.json.
 func ReadSpecs(path string) (Specs, error) {
+	out := Specs{}
+	err := eachSpec(path, func(s types.SpecReport) { out[s.LeafNodeText] = s.State })
+	return out, err
+}
+
+// ReadFailures reads the failure message of every spec that failed, from verify's ginkgo.json.
+func ReadFailures(path string) (map[string]string, error) {
+	out := map[string]string{}
+	err := eachSpec(path, func(s types.SpecReport) {
+		if s.State.Is(types.SpecStateFailureStates) {
+			out[s.LeafNodeText] = s.Failure.Message
+		}
+	})
+	return out, err
+}
+
+func eachSpec(path string, f func(types.SpecReport)) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var reports []types.Report
 	if err := json.Unmarshal(data, &reports); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	out := Specs{}
 	for _, r := range reports {
 		for _, s := range r.SpecReports {
 			if s.LeafNodeType == types.NodeTypeIt {
-				out[s.LeafNodeText] = s.State
+				f(s)
 			}
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// VerdictHint is guided mode's first hint: what verify's own diagnosis says about the first of the
+// exercise's specs that fails ("" when none fails).
+func VerdictHint(e *Exercise, failures map[string]string) string {
+	for _, spec := range append(append([]string{}, e.Expect.Failing...), e.Expect.MayFail...) {
+		msg, ok := failures[spec]
+		if !ok {
+			continue
+		}
+		// The first line of the diagnosis, without Ginkgo's location lines.
+		line := strings.TrimSpace(strings.SplitN(strings.TrimSpace(msg), "\n", 2)[0])
+		return fmt.Sprintf("mclab verify says that %q fails: %s", spec, line)
+	}
+	return ""
 }
 
 // Passed lists the specs that passed, sorted.

@@ -46,6 +46,8 @@ type Session struct {
 	HintsUsed int `json:"hintsUsed"`
 	// SolutionShown is set when the learner asked for the solution (the score ends there).
 	SolutionShown bool `json:"solutionShown,omitempty"`
+	// SolutionAt is when the solution was first shown.
+	SolutionAt *time.Time `json:"solutionAt,omitempty"`
 	// Checks are the learner's checks, in order.
 	Checks []CheckRecord `json:"checks,omitempty"`
 	// Solved is when a check first passed.
@@ -132,7 +134,11 @@ func Inject(ctx context.Context, e *Exercise, s *Session, labDir string, clients
 	for _, f := range e.RedHerrings {
 		steps = append(steps, step{f, true})
 	}
-	for _, st := range steps {
+	for i, st := range steps {
+		// Stop between changes when interrupted: what is in the session so far is what reset reverts.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted after %d of %d changes: %w", i, len(steps), err)
+		}
 		cluster, err := render(st.f.Cluster, s.Targets)
 		if err != nil {
 			return err
