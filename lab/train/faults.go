@@ -42,6 +42,8 @@ type Fault struct {
 	Patch map[string]any `json:"patch,omitempty"`
 	// Subresource is "status" to patch the status (Patch), as a controller would write it.
 	Subresource string `json:"subresource,omitempty"`
+	// Object is the whole manifest to create or replace (Apply); its strings are templates.
+	Object map[string]any `json:"object,omitempty"`
 }
 
 // The fault primitives.
@@ -67,11 +69,14 @@ const (
 	FaultSetRemoteSecretCA = "SetRemoteSecretCA"
 	// Patch applies a JSON merge patch to the object or, with subresource status, to its status.
 	FaultPatch = "Patch"
+	// Apply creates the object from a manifest, or replaces it (a DestinationRule that should not be
+	// there, a conflicting Gateway); reset deletes what did not exist before.
+	FaultApply = "Apply"
 )
 
 // FaultTypes lists the primitives.
 func FaultTypes() []string {
-	return []string{FaultDelete, FaultRemoveLabel, FaultSetLabel, FaultRenameSecretKey, FaultSetRemoteSecretServer, FaultSetRemoteSecretToken, FaultSetRemoteSecretCA, FaultScale, FaultPatch}
+	return []string{FaultDelete, FaultRemoveLabel, FaultSetLabel, FaultRenameSecretKey, FaultSetRemoteSecretServer, FaultSetRemoteSecretToken, FaultSetRemoteSecretCA, FaultScale, FaultPatch, FaultApply}
 }
 
 // kinds are the object kinds faults may touch, with their resource and scope.
@@ -199,10 +204,43 @@ func (f Fault) validate(p *field.Path) field.ErrorList {
 			errs = append(errs, field.NotSupported(p.Child("subresource"), f.Subresource, []string{"status"}))
 		}
 	}
+	if f.Type == FaultApply {
+		if len(f.Object) == 0 {
+			errs = append(errs, field.Required(p.Child("object"), "give the manifest to create, with apiVersion, kind and metadata"))
+		} else if o, err := f.renderObject(sampleTargets); err != nil {
+			errs = append(errs, field.Invalid(p.Child("object"), "", err.Error()))
+		} else if ref, err := render(f.Ref, sampleTargets); err == nil {
+			if r, err := ParseRef(ref); err == nil && (o.GetKind() != r.Kind || o.GetName() != r.Name || o.GetNamespace() != r.Namespace) {
+				errs = append(errs, field.Invalid(p.Child("object"), o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName(), "the manifest must be the object ref names ("+ref+"): set its kind, metadata.namespace and metadata.name"))
+			}
+		}
+	} else if len(f.Object) > 0 {
+		errs = append(errs, field.Forbidden(p.Child("object"), "object is for type Apply"))
+	}
 	if f.Type != FaultPatch && (len(f.Patch) > 0 || f.Subresource != "") {
 		errs = append(errs, field.Forbidden(p.Child("patch"), "patch and subresource are for type Patch"))
 	}
 	return errs
+}
+
+// renderObject renders the manifest of Apply.
+func (f Fault) renderObject(t Targets) (*unstructured.Unstructured, error) {
+	raw, err := json.Marshal(f.Object)
+	if err != nil {
+		return nil, err
+	}
+	out, err := render(string(raw), t)
+	if err != nil {
+		return nil, err
+	}
+	o := &unstructured.Unstructured{}
+	if err := o.UnmarshalJSON([]byte(out)); err != nil {
+		return nil, fmt.Errorf("the manifest: %w", err)
+	}
+	if o.GetAPIVersion() == "" || o.GetKind() == "" || o.GetName() == "" {
+		return nil, fmt.Errorf("the manifest needs apiVersion, kind and metadata.name")
+	}
+	return o, nil
 }
 
 // renderPatch renders the patch's templates and returns it as JSON.
@@ -241,6 +279,19 @@ func get(ctx context.Context, d dynamic.Interface, r ObjectRef) (*unstructured.U
 
 // apply performs the fault on obj (which exists, except for Delete of a missing object).
 func (f Fault) apply(ctx context.Context, d dynamic.Interface, r ObjectRef, obj *unstructured.Unstructured, t Targets) error {
+	if f.Type == FaultApply {
+		want, err := f.renderObject(t)
+		if err != nil {
+			return err
+		}
+		if obj == nil {
+			_, err = resource(d, r).Create(ctx, want, metav1.CreateOptions{FieldManager: "mclab-train"})
+			return err
+		}
+		want.SetResourceVersion(obj.GetResourceVersion())
+		_, err = resource(d, r).Update(ctx, want, metav1.UpdateOptions{FieldManager: "mclab-train"})
+		return err
+	}
 	if obj == nil {
 		return fmt.Errorf("%s does not exist", r)
 	}

@@ -157,6 +157,9 @@ func Inject(ctx context.Context, e *Exercise, s *Session, labDir string, clients
 		}
 		obj, err := get(ctx, d, ref)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted after %d of %d changes: %w", i, len(steps), ctx.Err())
+			}
 			return fmt.Errorf("reading %s in %s: %w", ref, cluster, err)
 		}
 		pre := json.RawMessage("null")
@@ -172,6 +175,9 @@ func Inject(ctx context.Context, e *Exercise, s *Session, labDir string, clients
 			}
 		}
 		if err := st.f.apply(ctx, d, ref, obj, s.Targets); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted after %d of %d changes: %w", i, len(steps), ctx.Err())
+			}
 			return fmt.Errorf("%s %s in %s: %w", st.f.Type, ref, cluster, err)
 		}
 	}

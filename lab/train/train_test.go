@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"mclab.dev/mclab/lab/scenario"
@@ -122,6 +124,13 @@ source: istio.io
 		{"bad difficulty", "difficulty: easy", "difficulty: trivial", "difficulty: Unsupported value"},
 		{"label fault without key", "type: Delete, cluster", "type: RemoveLabel, cluster", "faults[0].key: Required value"},
 		{"no expectation", "expect: {failing: [a spec]}", "expect: {failing: []}", "expect.failing: Required value"},
+		{"patch without a patch", "type: Delete, cluster", "type: Patch, cluster", "faults[0].patch: Required value"},
+		{"patch of another subresource", "type: Delete, cluster: \"{{.Target}}\", ref: Secret/istio-system/cacerts}", "type: Patch, cluster: \"{{.Target}}\", ref: Secret/istio-system/cacerts, patch: {a: 1}, subresource: scale}", "faults[0].subresource: Unsupported value"},
+		{"apply of another object than ref", "type: Delete, cluster: \"{{.Target}}\", ref: Secret/istio-system/cacerts}", "type: Apply, cluster: \"{{.Target}}\", ref: Secret/istio-system/cacerts, object: {apiVersion: v1, kind: Secret, metadata: {name: other, namespace: istio-system}}}", "the manifest must be the object ref names"},
+		{"object on a delete", "ref: Secret/istio-system/cacerts}", "ref: Secret/istio-system/cacerts, object: {kind: Secret}}", "faults[0].object: Forbidden"},
+		{"token without a value", "type: Delete, cluster", "type: SetRemoteSecretToken, cluster", "faults[0].value: Required value"},
+		{"unknown target role", "ticket:", "requires: {targetRole: leader}\nticket:", "requires.targetRole: Unsupported value"},
+		{"unknown provider", "ticket:", "requires: {providers: [minikube]}\nticket:", "requires.providers[0]: Unsupported value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("bad.yaml", []byte(strings.Replace(good, tc.from, tc.to, 1)))
@@ -240,6 +249,63 @@ func TestInjectRevertSnapshot(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestNewPrimitives: a revoked token, an untrusted CA, a status patch (a LoadBalancer address cleared),
+// a merge patch and an applied object each change what they say; revert puts every one back, the
+// status through the status subresource and the applied object deleted.
+func TestNewPrimitives(t *testing.T) {
+	kubeconfig := base64.StdEncoding.EncodeToString([]byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c2\n  cluster: {server: 'https://10.0.0.2:6443', certificate-authority-data: " + base64.StdEncoding.EncodeToString([]byte("the-real-ca")) + "}\ncontexts: [{name: c2, context: {cluster: c2, user: c2}}]\ncurrent-context: c2\nusers: [{name: c2, user: {token: secret-token}}]\n"))
+	objs := []runtime.Object{
+		unstructuredOf(t, `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"istio-remote-secret-c2","namespace":"istio-system"},"data":{"c2":"`+kubeconfig+`"}}`),
+		unstructuredOf(t, `{"apiVersion":"v1","kind":"Service","metadata":{"name":"istio-eastwestgateway","namespace":"istio-system"},"spec":{"type":"LoadBalancer"},"status":{"loadBalancer":{"ingress":[{"ip":"198.18.0.1"}]}}}`),
+		unstructuredOf(t, `{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"istiod","namespace":"istio-system"},"addressType":"IPv4","endpoints":[{"addresses":["198.18.0.1"]}]}`),
+	}
+	e := &Exercise{Faults: []Fault{
+		{Type: FaultSetRemoteSecretToken, Cluster: "c1", Ref: "Secret/istio-system/istio-remote-secret-c2", Value: "revoked"},
+		{Type: FaultSetRemoteSecretCA, Cluster: "c1", Ref: "Secret/istio-system/istio-remote-secret-c2"},
+		{Type: FaultPatch, Cluster: "c1", Ref: "Service/istio-system/istio-eastwestgateway", Subresource: "status", Patch: map[string]any{"status": map[string]any{"loadBalancer": map[string]any{"ingress": nil}}}},
+		{Type: FaultPatch, Cluster: "c1", Ref: "EndpointSlice/istio-system/istiod", Patch: map[string]any{"endpoints": []any{map[string]any{"addresses": []any{"198.18.255.{{.Target | len}}"}}}}},
+		{Type: FaultApply, Cluster: "c1", Ref: "DestinationRule/sample/helloworld", Object: map[string]any{"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+			"metadata": map[string]any{"name": "helloworld", "namespace": "sample"}, "spec": map[string]any{"host": "helloworld.{{.Target}}"}}},
+	}}
+	d := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{kinds["DestinationRule"].gvr: "DestinationRuleList"}, objs...)
+	clients := Clients{"c1": d}
+	s := &Session{Targets: Targets{Target: "c2", Watcher: "c1"}}
+	ctx := context.Background()
+	if err := Inject(ctx, e, s, t.TempDir(), clients); err != nil {
+		t.Fatal(err)
+	}
+	sec, _ := get(ctx, d, ObjectRef{"Secret", "istio-system", "istio-remote-secret-c2"})
+	data, _, _ := unstructured.NestedStringMap(sec.Object, "data")
+	kc, _ := base64.StdEncoding.DecodeString(data["c2"])
+	if !strings.Contains(string(kc), "token: revoked") || strings.Contains(string(kc), base64.StdEncoding.EncodeToString([]byte("the-real-ca"))) || !strings.Contains(string(kc), "certificate-authority-data: LS0t") {
+		t.Errorf("the remote secret after the token and CA faults:\n%s", kc)
+	}
+	svc, _ := get(ctx, d, ObjectRef{"Service", "istio-system", "istio-eastwestgateway"})
+	if ing, _, _ := unstructured.NestedSlice(svc.Object, "status", "loadBalancer", "ingress"); len(ing) != 0 {
+		t.Errorf("the address is still there: %v", ing)
+	}
+	eps, _ := get(ctx, d, ObjectRef{"EndpointSlice", "istio-system", "istiod"})
+	if got, _ := json.Marshal(eps.Object["endpoints"]); string(got) != `[{"addresses":["198.18.255.2"]}]` {
+		t.Errorf("endpoints after the patch: %s", got)
+	}
+	if dr, _ := get(ctx, d, ObjectRef{"DestinationRule", "sample", "helloworld"}); dr == nil {
+		t.Errorf("Apply did not create the DestinationRule")
+	}
+	diff, _ := SnapshotDiff(ctx, s, clients)
+	if len(diff) != 4 {
+		t.Errorf("after injection, want 4 differences: %v", diff)
+	}
+	if err := Revert(ctx, s, clients); err != nil {
+		t.Fatal(err)
+	}
+	if diff, _ := SnapshotDiff(ctx, s, clients); len(diff) != 0 {
+		t.Errorf("after revert: %v", diff)
+	}
+	if dr, _ := get(ctx, d, ObjectRef{"DestinationRule", "sample", "helloworld"}); dr != nil {
+		t.Errorf("revert left the applied DestinationRule")
+	}
+}
 
 func TestJudgeNamesCollateralDamage(t *testing.T) {
 	e := &Exercise{Expect: Expect{Failing: []string{"synced"}}}
