@@ -61,7 +61,7 @@ images: build
 test: verify-code tools
 	@mkdir -p $(BIN)
 	set -o pipefail; $(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./... 2>&1 | tee $(BIN)/test.log | \
-		grep --line-buffered -E '^(ok|FAIL|panic:)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^\s+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind|verify of kind|train selftest)'
+		grep --line-buffered -E '^(ok|FAIL|panic:)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^\s+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind|verify of kind|train selftest|SIGINT after)|^\s+[0-9]+ runs of [0-9]+ exercises'
 	@echo "full test log: $(BIN)/test.log"
 
 ## unit: the fast tests only
