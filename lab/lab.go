@@ -21,6 +21,7 @@ import (
 	"mclab.dev/mclab/lab/exec"
 	"mclab.dev/mclab/lab/images"
 	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/plan"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/provider/existing"
@@ -49,6 +50,15 @@ type Manager struct {
 	// Tunnel, when set, replaces port-forward and exec through the API servers for the kind and
 	// existing providers (tests, where pods run no containers).
 	Tunnel provider.PodTunnel
+	// UserKubeconfig, when set, is where `up` merges the lab's contexts and `down` removes them, as
+	// kind does with its clusters (the CLI sets it; nil leaves the user's kubeconfig alone).
+	UserKubeconfig *UserKubeconfig
+}
+
+// UserKubeconfig is the user's kubeconfig as kubectl finds it: Explicit (--kubeconfig), else the first
+// existing file of $KUBECONFIG, else ~/.kube/config.
+type UserKubeconfig struct {
+	Explicit string
 }
 
 // ErrMeshExists is returned when `up` would install Istio over a mesh that mclab did not install.
@@ -73,6 +83,22 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 		Details: []string{fmt.Sprintf("%s: one context per cluster, named %s-<cluster>; mode 0600", m.Store.Kubeconfig(labName), labName)},
 		Run:     func(ctx context.Context) error { return m.writeKubeconfig(ctx, p, labName, s) },
 	})
+	// The existing provider's contexts are the user's own already.
+	if m.UserKubeconfig != nil && name != scenario.ProviderExisting {
+		path := kube.UserKubeconfigForMerge(m.UserKubeconfig.Explicit, os.Getenv)
+		steps = append(steps, plan.Step{
+			Title:   "Merging the lab's contexts into your kubeconfig",
+			Details: []string{fmt.Sprintf("%s: contexts %s-<cluster>, current context %s-%s (as kind does; `mclab down` removes them)", path, labName, labName, s.Clusters[0].Name)},
+			Run: func(ctx context.Context) error {
+				cfg, err := clientcmd.LoadFromFile(m.Store.Kubeconfig(labName))
+				if err != nil {
+					return err
+				}
+				_, err = kube.MergeIntoUserKubeconfig(cfg, m.UserKubeconfig.Explicit)
+				return err
+			},
+		})
+	}
 	pl := &plan.Plan{Lab: labName, Provider: string(name)}
 	if !m.SkipIstio {
 		in := &istio.Installer{Lab: labName, S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
@@ -180,8 +206,14 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 		if err := m.Store.Save(rec); err != nil {
 			return err
 		}
+		took := time.Since(start).Round(10 * time.Millisecond)
+		if m.UserKubeconfig != nil && p.Name() != scenario.ProviderExisting {
+			fmt.Fprintf(m.Out, "Lab %q is ready (%s). Set kubectl context to %q. Try:\n  kubectl --context %s-%s get nodes\n",
+				labName, took, labName+"-"+s.Clusters[0].Name, labName, s.Clusters[len(s.Clusters)-1].Name)
+			return nil
+		}
 		fmt.Fprintf(m.Out, "Lab %q is ready (%s). Try:\n  kubectl --kubeconfig %s --context %s-%s get nodes\n",
-			labName, time.Since(start).Round(10*time.Millisecond), m.Store.Kubeconfig(labName), labName, s.Clusters[0].Name)
+			labName, took, m.Store.Kubeconfig(labName), labName, s.Clusters[0].Name)
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -269,7 +301,30 @@ func (m *Manager) delete(ctx context.Context, labName string, p provider.Provide
 	if err := p.Delete(ctx); err != nil {
 		return err
 	}
+	if err := m.forgetContexts(labName); err != nil {
+		return err
+	}
 	return m.Store.Remove(labName)
+}
+
+// forgetContexts removes the lab's contexts (those of its own kubeconfig) from the user's kubeconfig.
+func (m *Manager) forgetContexts(labName string) error {
+	if m.UserKubeconfig == nil {
+		return nil
+	}
+	cfg, err := clientcmd.LoadFromFile(m.Store.Kubeconfig(labName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var names []string
+	for n := range cfg.Contexts {
+		names = append(names, n)
+	}
+	_, err = kube.RemoveFromUserKubeconfig(names, m.UserKubeconfig.Explicit)
+	return err
 }
 
 // Status describes a lab.

@@ -157,7 +157,7 @@ func TestIntegrationRealKindModels(t *testing.T) {
 			}
 		}
 
-		kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", l.name)
+		kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", l.name)
 		c1 := client(t, strings.TrimSpace(kc), l.name+"-c1")
 		must(t, c1.CoreV1().Services("istio-system").Delete(context.Background(), "istiod-lb", metav1.DeleteOptions{}))
 		out, _, dir := l.verifyUntil("istiod-lb-deleted", 1)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"mclab.dev/mclab/lab/labtest"
 )
@@ -22,6 +23,8 @@ import (
 // buildMclab builds the CLI as users run it.
 func buildMclab(t *testing.T) string {
 	t.Helper()
+	// up merges the lab's contexts into the user's kubeconfig: a test's own, never the machine's.
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "user-kubeconfig"))
 	bin := filepath.Join(t.TempDir(), "mclab")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -71,7 +74,7 @@ func TestIntegrationCLI(t *testing.T) {
 			t.Errorf("up's output lacks %q:\n%s", want, stderr)
 		}
 	}
-	kc, _, code := mclab(t, bin, stateDir, "kubeconfig", "--name", "multi-network")
+	kc, _, code := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", "multi-network")
 	if code != 0 {
 		t.Fatalf("kubeconfig exited %d", code)
 	}
@@ -81,6 +84,20 @@ func TestIntegrationCLI(t *testing.T) {
 		if err != nil || len(nodes.Items) != 1 {
 			t.Fatalf("%s nodes: %v %v", c, nodes, err)
 		}
+	}
+	// As after kind create cluster: the user's kubeconfig has the lab's contexts, the first current, the
+	// user's own entries kept; `mclab kubeconfig` prints the lab's config.
+	user := os.Getenv("KUBECONFIG")
+	if cfg, err := clientcmd.LoadFromFile(user); err != nil || cfg.CurrentContext != "multi-network-c1" || cfg.Contexts["multi-network-c2"] == nil {
+		t.Errorf("the user's kubeconfig after up: %+v %v", cfg, err)
+	} else {
+		cs := labtest.Client(t, user, "multi-network-c2")
+		if _, err := cs.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{}); err != nil {
+			t.Errorf("kubectl --context multi-network-c2 with the user's kubeconfig: %v", err)
+		}
+	}
+	if printed, _, code := mclab(t, bin, stateDir, "kubeconfig", "--name", "multi-network"); code != 0 || !strings.Contains(printed, "name: multi-network-c2") || !strings.Contains(printed, "client-key-data") {
+		t.Errorf("kubeconfig prints the config (exit %d)", code)
 	}
 	out, _, code := mclab(t, bin, stateDir, "status", "--name", "multi-network", "-o", "json")
 	if code != 0 {
@@ -113,6 +130,9 @@ func TestIntegrationCLI(t *testing.T) {
 	}
 	if pids := labtest.ProcessesUnder(stateDir); len(pids) > 0 {
 		t.Errorf("down left processes: %v", pids)
+	}
+	if cfg, err := clientcmd.LoadFromFile(user); err != nil || len(cfg.Contexts)+len(cfg.Clusters)+len(cfg.AuthInfos) != 0 || cfg.CurrentContext != "" {
+		t.Errorf("down must remove the lab's entries from the user's kubeconfig: %+v %v", cfg, err)
 	}
 	_, _, code = mclab(t, bin, stateDir, "status", "--name", "multi-network")
 	if code == 0 {

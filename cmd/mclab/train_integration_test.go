@@ -49,7 +49,7 @@ func TestIntegrationTrain(t *testing.T) {
 	if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "single-network", "--provider", "local", "--name", lab); code != 0 {
 		t.Fatalf("up: %s", stderr)
 	}
-	kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", lab)
+	kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", lab)
 	kubectl := func(args ...string) string {
 		t.Helper()
 		out, err := osexec.Command("kubectl", append([]string{"--kubeconfig", strings.TrimSpace(kc)}, args...)...).CombinedOutput()

@@ -23,7 +23,7 @@ func TestIntegrationVerifyExistingClusters(t *testing.T) {
 	if _, stderr, code := mclab(t, bin, hostState, "up", "--topology", "single-network", "--provider", "local"); code != 0 {
 		t.Fatalf("up: %s", stderr)
 	}
-	kc, _, _ := mclab(t, bin, hostState, "kubeconfig", "--name", "single-network")
+	kc, _, _ := mclab(t, bin, hostState, "kubeconfig", "--path", "--name", "single-network")
 	data, err := os.ReadFile(filepath.Join(hostState, "labs", "single-network", "local", "ports.json"))
 	if err != nil {
 		t.Fatal(err)

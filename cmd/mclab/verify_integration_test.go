@@ -40,7 +40,7 @@ func TestIntegrationVerify(t *testing.T) {
 	if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
 		t.Fatalf("up: %s", stderr)
 	}
-	kcPath, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", "multi-network")
+	kcPath, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", "multi-network")
 	c1 := client(t, strings.TrimSpace(kcPath), "multi-network-c1")
 	c2 := client(t, strings.TrimSpace(kcPath), "multi-network-c2")
 

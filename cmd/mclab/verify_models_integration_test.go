@@ -68,7 +68,7 @@ func TestIntegrationVerifyModels(t *testing.T) {
 			if !strings.Contains(out, "Verdict: conformant (control plane; data plane not run: provider local runs no containers") {
 				t.Errorf("the verdict must name its scope:\n%s", out)
 			}
-			kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--name", tc.scenario)
+			kc, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", tc.scenario)
 			labDir := filepath.Join(stateDir, "labs", tc.scenario)
 			for i, f := range tc.faults {
 				f.seed(t, strings.TrimSpace(kc), labDir)

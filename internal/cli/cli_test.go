@@ -23,6 +23,8 @@ func run(t *testing.T, args ...string) (string, string, int) {
 func TestPlanGolden(t *testing.T) {
 	// The goldens pin kind's own node image: not the one kind-offline exports for the kind tests.
 	t.Setenv("MCLAB_KIND_NODE_IMAGE", "")
+	// The merge step names the user's kubeconfig.
+	t.Setenv("KUBECONFIG", "/home/me/.kube/config")
 	state := t.TempDir()
 	for _, tc := range []struct{ sc, provider string }{
 		{"multi-network", "local"}, {"single-network-primary-remote", "local"}, {"istio-ci", "local"}, {"multi-network-federated-3", "local"},

@@ -25,8 +25,9 @@ type Streams struct {
 
 // globals are the flags every command takes.
 type globals struct {
-	stateDir string
-	streams  Streams
+	stateDir   string
+	kubeconfig string
+	streams    Streams
 }
 
 func (g *globals) manager(retain bool) (*lab.Manager, error) {
@@ -41,7 +42,8 @@ func (g *globals) manager(retain bool) (*lab.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lab.Manager{Store: state.Store{Root: root}, CacheDir: cache, Out: g.streams.Err, Runner: exec.OS{}, Retain: retain}, nil
+	return &lab.Manager{Store: state.Store{Root: root}, CacheDir: cache, Out: g.streams.Err, Runner: exec.OS{}, Retain: retain,
+		UserKubeconfig: &lab.UserKubeconfig{Explicit: g.kubeconfig}}, nil
 }
 
 // exitError carries a specific exit code.
@@ -94,6 +96,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetIn(streams.In)
+	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "the kubeconfig file that up merges the lab's contexts into and down removes them from, as kind does (default: the first file of $KUBECONFIG that exists, else ~/.kube/config)")
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "where labs keep their state (default $"+state.EnvStateDir+", else $XDG_STATE_HOME/mclab, else ~/.local/state/mclab)")
 	root.AddCommand(
 		newUpCommand(g),
@@ -101,6 +104,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newStatusCommand(g),
 		newPlanCommand(g),
 		newKubeconfigCommand(g),
+		newExportCommand(g),
 		newListCommand(g),
 		newVersionCommand(g),
 		newToolsCommand(g),

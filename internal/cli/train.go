@@ -472,6 +472,8 @@ func resetLab(ctx context.Context, g *globals, l *trainLab, s *train.Session, e 
 	}
 	m.Out = io.Discard
 	m.SkipIstio = !rec.Istio
+	// The lab's contexts are in the user's kubeconfig since its up; a reset does not switch contexts.
+	m.UserKubeconfig = nil
 	if err := m.Up(ctx, rec.Scenario, l.name); err != nil {
 		return fmt.Errorf("converging %s: %w", l.name, err)
 	}

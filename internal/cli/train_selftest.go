@@ -248,11 +248,23 @@ func (so *selftestOptions) one(ctx context.Context, g *globals, o *trainOptions,
 	case !hasAll(run.output, e.RenderDiagnosis(s.Targets)):
 		return row, fmt.Errorf("verify does not name the cause (want %q):\n%s", e.RenderDiagnosis(s.Targets), verdictBlock(run.output))
 	}
-	// The reference solution, typed as a learner would.
+	// The reference solution, typed as a learner would, with a kubeconfig of the lab's contexts (a copy:
+	// an `mclab up` in a solution merges into it, as into a learner's own).
 	start = time.Now()
+	userKC, err := os.CreateTemp("", "mclab-selftest-kubeconfig-*")
+	if err != nil {
+		return row, err
+	}
+	userKC.Close()
+	defer os.Remove(userKC.Name())
+	if data, err := os.ReadFile(l.kubeconfig); err != nil {
+		return row, err
+	} else if err := os.WriteFile(userKC.Name(), data, 0o600); err != nil {
+		return row, err
+	}
 	for _, c := range e.RenderSolution(s.Targets) {
 		cmd := osexec.CommandContext(ctx, "sh", "-ec", c)
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+l.kubeconfig, "PATH="+filepath.Dir(self)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+userKC.Name(), "PATH="+filepath.Dir(self)+string(os.PathListSeparator)+os.Getenv("PATH"))
 		if g.stateDir != "" {
 			cmd.Env = append(cmd.Env, "MCLAB_STATE_DIR="+g.stateDir)
 		}
