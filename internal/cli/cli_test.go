@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -154,5 +157,39 @@ func TestVerifyUsageErrorsExit2AndCreateNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("usage errors created state: %v", err)
+	}
+}
+
+// TestExistingContextsFromFlags: --kubeconfig and --context CLUSTER=CONTEXT map an existing provider's
+// clusters, as kubectl users expect; a malformed or misplaced --context is refused before anything.
+func TestExistingContextsFromFlags(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "gates.kubeconfig")
+	cfg := clientcmdapi.NewConfig()
+	for _, n := range []string{"gke_prod_east", "gke_prod_west"} {
+		cfg.Clusters[n] = &clientcmdapi.Cluster{Server: "https://" + n + ":6443"}
+		cfg.AuthInfos[n] = &clientcmdapi.AuthInfo{Token: "t"}
+		cfg.Contexts[n] = &clientcmdapi.Context{Cluster: n, AuthInfo: n}
+	}
+	if err := clientcmd.WriteToFile(*cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	out, errOut, code := run(t, "plan", "--state-dir", state, "--topology", "single-network", "--provider", "existing",
+		"--kubeconfig", kc, "--context", "c1=gke_prod_east", "--context", "c2=gke_prod_west")
+	if code != 0 || !strings.Contains(out, "c1 -> context gke_prod_east of "+kc) || !strings.Contains(out, "c2 -> context gke_prod_west of "+kc) {
+		t.Errorf("plan (exit %d):\n%s%s", code, out, errOut)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--provider", "existing", "--context", "c1"}, "write CLUSTER=CONTEXT"},
+		{[]string{"--provider", "existing", "--context", "c9=x"}, "the scenario has no cluster c9"},
+		{[]string{"--provider", "local", "--context", "c1=x"}, "add --provider existing"},
+	} {
+		_, errOut, code := run(t, append([]string{"plan", "--state-dir", state, "--topology", "single-network"}, tc.args...)...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %q:\n%s", tc.args, code, tc.want, errOut)
+		}
 	}
 }

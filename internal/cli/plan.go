@@ -45,7 +45,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	o.add(cmd)
+	o.add(cmd, g)
 	cmd.Flags().BoolVar(&o.showScenario, "show-scenario", false, "also print the resolved scenario (defaults filled in)")
 	return cmd
 }

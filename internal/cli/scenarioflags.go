@@ -22,10 +22,14 @@ type scenarioFlags struct {
 	name          string
 	offlineImages bool
 	samples       string
+	contexts      []string
+	g             *globals
 }
 
-func (f *scenarioFlags) add(cmd *cobra.Command) {
+func (f *scenarioFlags) add(cmd *cobra.Command, g *globals) {
+	f.g = g
 	fs := cmd.Flags()
+	fs.StringArrayVar(&f.contexts, "context", nil, "existing provider: CLUSTER=CONTEXT maps a cluster of the scenario to a kubeconfig context (repeat per cluster; provider.existing.contexts)")
 	fs.StringVar(&f.scenario, "scenario", "", "a scenario file (YAML, or Istio's topology JSON) or a built-in name (`mclab list --scenarios`)")
 	fs.StringVar(&f.topology, "topology", string(scenario.MultiNetwork), "composed scenario: single-network or multi-network")
 	fs.StringVar(&f.model, "model", string(scenario.MultiPrimary), "composed scenario: multi-primary, primary-remote or federated")
@@ -40,7 +44,7 @@ func (f *scenarioFlags) add(cmd *cobra.Command) {
 // choosesScenario reports whether the command line says which scenario to use (otherwise `up --name`
 // of an existing lab reuses the lab's).
 func (f *scenarioFlags) choosesScenario(cmd *cobra.Command) bool {
-	for _, n := range []string{"scenario", "topology", "model", "clusters", "provider", "offline-images", "samples"} {
+	for _, n := range []string{"scenario", "topology", "model", "clusters", "provider", "offline-images", "samples", "context"} {
 		if cmd.Flags().Changed(n) {
 			return true
 		}
@@ -83,6 +87,30 @@ func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string,
 	}
 	if f.samples != "" {
 		s.Istio.Samples = f.samples
+	}
+	if len(f.contexts) > 0 || s.Provider.Name == scenario.ProviderExisting && f.g != nil && f.g.kubeconfig != "" {
+		if s.Provider.Name != scenario.ProviderExisting {
+			return nil, "", fmt.Errorf("--context maps clusters to contexts of the existing provider; add --provider existing")
+		}
+		if s.Provider.Existing == nil {
+			s.Provider.Existing = &scenario.ExistingOptions{}
+		}
+		if f.g != nil && f.g.kubeconfig != "" {
+			s.Provider.Existing.Kubeconfig = f.g.kubeconfig
+		}
+		for _, m := range f.contexts {
+			cluster, ctx, ok := strings.Cut(m, "=")
+			if !ok || cluster == "" || ctx == "" {
+				return nil, "", fmt.Errorf("--context %q: write CLUSTER=CONTEXT, e.g. --context c1=gke_prod_east", m)
+			}
+			if s.Cluster(cluster) == nil {
+				return nil, "", fmt.Errorf("--context %q: the scenario has no cluster %s", m, cluster)
+			}
+			if s.Provider.Existing.Contexts == nil {
+				s.Provider.Existing.Contexts = map[string]string{}
+			}
+			s.Provider.Existing.Contexts[cluster] = ctx
+		}
 	}
 	s.Default() // again: defaults that depend on what the flags changed (the federation's exports)
 	if err := s.Validate("flags"); err != nil {

@@ -41,7 +41,7 @@ A failed or interrupted up of a new lab removes everything it made (--retain kee
 			return m.Up(cmd.Context(), s, name)
 		},
 	}
-	o.add(cmd)
+	o.add(cmd, g)
 	cmd.Flags().BoolVar(&o.retain, "retain", false, "keep what a failed up made, for debugging")
 	cmd.Flags().BoolVar(&o.skipIstio, "skip-istio", false, "create the clusters only, without installing Istio")
 	cmd.Flags().BoolVar(&o.skipIstio, "skip-install", false, "the same as --skip-istio: with --provider existing, map the clusters of an installed mesh for `mclab verify`")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -90,24 +89,43 @@ func (p *Provider) options() scenario.ExistingOptions {
 	return scenario.ExistingOptions{}
 }
 
-// kubeconfigPath is the scenario's kubeconfig, else $KUBECONFIG, else ~/.kube/config.
-func (p *Provider) kubeconfigPath() string {
+// loadingRules are kubectl's: the scenario's kubeconfig (or --kubeconfig) alone, else every file of
+// $KUBECONFIG merged, else ~/.kube/config (client-go's loading rules).
+func (p *Provider) loadingRules() *clientcmd.ClientConfigLoadingRules {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if k := p.options().Kubeconfig; k != "" {
-		return k
+		rules.ExplicitPath = k
 	}
-	if k := os.Getenv("KUBECONFIG"); k != "" {
-		return k
+	return rules
+}
+
+// kubeconfigPath names the files read, for messages.
+func (p *Provider) kubeconfigPath() string {
+	rules := p.loadingRules()
+	if rules.ExplicitPath != "" {
+		return rules.ExplicitPath
 	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".kube", "config")
+	return strings.Join(rules.Precedence, string(filepath.ListSeparator))
+}
+
+// loadConfig reads the kubeconfig as kubectl does (a $KUBECONFIG list merged, paths resolved).
+func (p *Provider) loadConfig() (*clientcmdapi.Config, error) {
+	cfg, err := p.loadingRules().Load()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Contexts) == 0 {
+		return nil, fmt.Errorf("no contexts in %s", p.kubeconfigPath())
+	}
+	return cfg, nil
 }
 
 // Context is the kubeconfig context of a cluster: the scenario's mapping, else a context named like the
 // cluster, else one named <scenario>-<cluster> (how mclab names its labs' contexts).
 func (p *Provider) Context(cluster string) (string, error) {
-	raw, err := clientcmd.LoadFromFile(p.kubeconfigPath())
+	raw, err := p.loadConfig()
 	if err != nil {
-		return "", fmt.Errorf("reading kubeconfig %s: %w; set provider.existing.kubeconfig or $KUBECONFIG", p.kubeconfigPath(), err)
+		return "", fmt.Errorf("reading kubeconfig %s: %w; set provider.existing.kubeconfig, --kubeconfig or $KUBECONFIG", p.kubeconfigPath(), err)
 	}
 	candidates := []string{cluster}
 	if p.s != nil {
@@ -167,7 +185,7 @@ func (p *Provider) Kubeconfig(_ context.Context, cluster string, _ provider.View
 	if err != nil {
 		return nil, err
 	}
-	raw, err := clientcmd.LoadFromFile(p.kubeconfigPath())
+	raw, err := p.loadConfig()
 	if err != nil {
 		return nil, err
 	}
