@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -190,6 +192,50 @@ func TestExistingContextsFromFlags(t *testing.T) {
 		_, errOut, code := run(t, append([]string{"plan", "--state-dir", state, "--topology", "single-network"}, tc.args...)...)
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, want %q:\n%s", tc.args, code, tc.want, errOut)
+		}
+	}
+}
+
+// TestOutputFormats: every command that prints state takes -o text|json|yaml; the documents carry
+// apiVersion and kind; an unknown format is a usage error (exit 2) before anything runs.
+func TestOutputFormats(t *testing.T) {
+	state := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		kind string
+	}{
+		{[]string{"version"}, "Version"},
+		{[]string{"list", "--state-dir", state}, "LabList"},
+		{[]string{"list", "--scenarios"}, "ScenarioList"},
+		{[]string{"plan", "--state-dir", state, "--topology", "single-network", "--provider", "local"}, "Plan"},
+	} {
+		for _, format := range []string{"json", "yaml"} {
+			out, errOut, code := run(t, append(tc.args, "-o", format)...)
+			var doc map[string]any
+			var err error
+			if format == "json" {
+				err = json.Unmarshal([]byte(out), &doc)
+			} else {
+				err = yaml.Unmarshal([]byte(out), &doc)
+			}
+			if code != 0 || err != nil || doc["apiVersion"] != OutputAPIVersion || doc["kind"] != tc.kind {
+				t.Errorf("%v -o %s (exit %d, %v): %.300s%s", tc.args, format, code, err, out, errOut)
+			}
+		}
+		if _, errOut, code := run(t, append(tc.args, "-o", "wide")...); code != 2 || !strings.Contains(errOut, `-o "wide" is not supported; use text, json or yaml`) {
+			t.Errorf("%v -o wide: exit %d %s", tc.args, code, errOut)
+		}
+	}
+	if _, errOut, code := run(t, "status", "--name", "x", "-o", "wide"); code != 2 || !strings.Contains(errOut, "not supported") {
+		t.Errorf("status -o wide: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "verify", "--name", "x", "-o", "wide"); code != 2 || !strings.Contains(errOut, "not supported") {
+		t.Errorf("verify -o wide: exit %d %s", code, errOut)
+	}
+	// kubectl's -v=N, and -v alone.
+	for _, v := range [][]string{{"-v=4", "version"}, {"version", "-v"}} {
+		if _, errOut, code := run(t, v...); code != 0 {
+			t.Errorf("%v: exit %d %s", v, code, errOut)
 		}
 	}
 }

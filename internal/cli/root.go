@@ -27,7 +27,9 @@ type Streams struct {
 type globals struct {
 	stateDir   string
 	kubeconfig string
-	streams    Streams
+	// verbosity is -v N (klog's levels): 1 prints every spec of verify, ...
+	verbosity int
+	streams   Streams
 }
 
 func (g *globals) manager(retain bool) (*lab.Manager, error) {
@@ -96,6 +98,8 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetIn(streams.In)
+	root.PersistentFlags().IntVarP(&g.verbosity, "v", "v", 0, "log level, as kubectl's -v=N: 1 prints every spec verify runs (-v alone means 1)")
+	root.PersistentFlags().Lookup("v").NoOptDefVal = "1"
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "the kubeconfig file that up merges the lab's contexts into and down removes them from, as kind does (default: the first file of $KUBECONFIG that exists, else ~/.kube/config)")
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "where labs keep their state (default $"+state.EnvStateDir+", else $XDG_STATE_HOME/mclab, else ~/.local/state/mclab)")
 	root.AddCommand(

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,14 +25,14 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Long: `Describe a lab. Exits 0 when the lab is up and every cluster is Ready, 1 otherwise, so scripts
 can wait on it.`,
 		Example: `  mclab status --name multi-network
-  mclab status --name multi-network -o json`,
+  mclab status --name multi-network -o yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.name == "" {
 				return errors.New("give --name LAB (`mclab list` shows the labs)")
 			}
-			if o.output != "" && o.output != "json" && o.output != "text" {
-				return fmt.Errorf("-o %q is not supported; use text or json", o.output)
+			if err := checkOutput(o.output); err != nil {
+				return err
 			}
 			m, err := g.manager(false)
 			if err != nil {
@@ -43,14 +42,12 @@ can wait on it.`,
 			if err != nil {
 				return err
 			}
-			if o.output == "json" {
-				enc := json.NewEncoder(g.streams.Out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
-					return err
-				}
-			} else {
-				printStatus(g.streams.Out, st)
+			doc := struct {
+				TypeMeta
+				*lab.Status
+			}{typeMeta("LabStatus"), st}
+			if err := printDoc(g.streams.Out, o.output, doc, func() error { printStatus(g.streams.Out, st); return nil }); err != nil {
+				return err
 			}
 			if !st.Ready() {
 				return &exitError{code: 1, err: fmt.Errorf("lab %q is not ready", o.name)}
@@ -59,7 +56,7 @@ can wait on it.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.name, "name", "", "the lab")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 

@@ -29,6 +29,7 @@ type verifyOptions struct {
 	reportDir   string
 	verbose     bool
 	timeout     time.Duration
+	output      string
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
@@ -49,7 +50,8 @@ Exit codes: 0 conformant, 1 non-conformant (a finding about the mesh), 2 inconcl
 the infrastructure failed, a Required spec of the scope did not run, the filter selects nothing) or a
 usage error.`,
 		Example: `  mclab verify --name multi-network
-  mclab verify --name multi-network --label-filter 'MC-MTLS && Required'`,
+  mclab verify --name multi-network --label-filter 'MC-MTLS && Required'
+  mclab verify --name multi-network -o json | jq .verdict`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
 	}
@@ -57,14 +59,21 @@ usage error.`,
 	cmd.Flags().StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'MC-DISCOVERY && control-plane' (labels: "+strings.Join(suites.KnownLabels(), ", ")+")")
 	cmd.Flags().StringVar(&o.view, "view", "", "what to judge: control-plane, data-plane or all (default: every view the provider can run)")
 	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: <lab state>/reports/<time>)")
-	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "print every spec")
+	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "print every spec (the same as -v)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole run")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text (the verdict), or json or yaml: the conformance report (kind ConformanceReport) on stdout, Ginkgo's progress on stderr")
 	return cmd
 }
 
 func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 	if o.name == "" {
 		return &exitError{code: 2, err: errors.New("give --name LAB (`mclab list` shows the labs)\nUsage: mclab verify --name LAB [--view control-plane|data-plane|all] [--label-filter F] [--report-dir D]")}
+	}
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	if g.verbosity > 0 {
+		o.verbose = true
 	}
 	// The filter and the view are checked before the lab is touched: a mistake is a usage error (2).
 	if _, _, err := suites.ResolveScope(&suites.Target{}, o.view, o.labelFilter); err != nil {
@@ -92,7 +101,12 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	restore := func() {}
+	if o.output != "text" {
+		restore = stdoutToStderr(g.streams.Out)
+	}
 	report, err := suites.Run(target, suites.Options{ReportDir: o.reportDir, LabelFilter: filter, Timeout: o.timeout, Verbose: o.verbose})
+	restore()
 	if err != nil {
 		_ = reports.WriteSetupFailure(o.reportDir, err)
 		return &exitError{code: 2, err: err}
@@ -117,7 +131,12 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 			fmt.Fprintf(g.streams.Err, "evidence tarball: %v\n", err)
 		}
 	}
-	printVerdict(g.streams.Out, cr, o.reportDir)
+	if err := printDoc(g.streams.Out, o.output, cr, func() error { printVerdict(g.streams.Out, cr, o.reportDir); return nil }); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if o.output != "text" {
+		fmt.Fprintf(g.streams.Err, "%s\nReports: %s\n", cr.VerdictLine(), o.reportDir)
+	}
 	// In GitHub Actions, the verdict table goes to the job's summary page too.
 	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
 		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {

@@ -13,26 +13,53 @@ import (
 // Version is mclab's version, set at build time with -ldflags "-X mclab.dev/mclab/internal/cli.Version=...".
 var Version = "dev"
 
+// VersionInfo is what `mclab version -o json|yaml` prints.
+type VersionInfo struct {
+	TypeMeta `json:",inline"`
+	Mclab    string `json:"mclab"`
+	Revision string `json:"revision,omitempty"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+	// Upstream are the versions mclab pins (Kubernetes, etcd, kwok, Istio).
+	Upstream map[string]string `json:"upstream"`
+}
+
 func newVersionCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print mclab's version and the upstream versions it pins",
-		Args:  cobra.NoArgs,
+	var output string
+	cmd := &cobra.Command{
+		Use:     "version",
+		Short:   "Print mclab's version and the upstream versions it pins",
+		Example: "  mclab version\n  mclab version -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rev := ""
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			v := VersionInfo{TypeMeta: typeMeta("Version"), Mclab: Version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Upstream: map[string]string{}}
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range bi.Settings {
 					if s.Key == "vcs.revision" {
-						rev = " (" + s.Value + ")"
+						v.Revision = s.Value
 					}
 				}
 			}
-			out := g.streams.Out
-			fmt.Fprintf(out, "mclab %s%s %s %s/%s\n", Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			for _, k := range []string{"kubernetes", "etcd", "kwok", "istio"} {
-				fmt.Fprintf(out, "  %-10s %s\n", k, binaries.Versions[k])
+				v.Upstream[k] = binaries.Versions[k]
 			}
-			return nil
+			return printDoc(g.streams.Out, output, v, func() error {
+				rev := ""
+				if v.Revision != "" {
+					rev = " (" + v.Revision + ")"
+				}
+				out := g.streams.Out
+				fmt.Fprintf(out, "mclab %s%s %s %s\n", v.Mclab, rev, v.Go, v.Platform)
+				for _, k := range []string{"kubernetes", "etcd", "kwok", "istio"} {
+					fmt.Fprintf(out, "  %-10s %s\n", k, v.Upstream[k])
+				}
+				return nil
+			})
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
 }
