@@ -30,7 +30,7 @@ func (f *scenarioFlags) add(cmd *cobra.Command, g *globals) {
 	f.g = g
 	fs := cmd.Flags()
 	fs.StringArrayVar(&f.contexts, "context", nil, "existing provider: CLUSTER=CONTEXT maps a cluster of the scenario to a kubeconfig context (repeat per cluster; provider.existing.contexts)")
-	fs.StringVar(&f.scenario, "scenario", "", "a scenario file (YAML, or Istio's topology JSON) or a built-in name (`mclab list --scenarios`)")
+	fs.StringVar(&f.scenario, "scenario", "", "a scenario file (YAML, or Istio's topology JSON) or a built-in name (see mclab list --scenarios)")
 	fs.StringVar(&f.topology, "topology", string(scenario.MultiNetwork), "composed scenario: single-network or multi-network")
 	fs.StringVar(&f.model, "model", string(scenario.MultiPrimary), "composed scenario: multi-primary, primary-remote or federated")
 	fs.IntVar(&f.clusters, "clusters", scenario.DefaultClusters, "composed scenario: number of clusters")

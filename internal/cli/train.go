@@ -51,7 +51,10 @@ Built-in exercises are in scenarios/exercises; --exercises DIR adds your own (ki
 	cmd.PersistentFlags().StringVar(&o.name, "name", "", "the lab")
 	cmd.PersistentFlags().StringVar(&o.exercises, "exercises", "", "a folder of your own exercise files, added to the built-in ones")
 	start := &cobra.Command{
-		Use:   "start EXERCISE",
+		Use: "start EXERCISE",
+		Example: `  mclab train start remote-secret-missing --name lab
+  mclab train start gateway-network-label --name lab --mode exam --seed 7
+  mclab train start my-exercise --name lab --exercises ./my-exercises`,
 		Short: "Verify the lab is clean, inject the exercise's faults and print its ticket",
 		Args:  cobra.ExactArgs(1),
 		RunE:  func(cmd *cobra.Command, args []string) error { return o.start(cmd.Context(), g, args[0]) },
@@ -59,18 +62,18 @@ Built-in exercises are in scenarios/exercises; --exercises DIR adds your own (ki
 	start.Flags().StringVar(&o.mode, "mode", train.ModeGuided, "guided (check shows the diagnosis), challenge (only which specs fail) or exam (no hints)")
 	start.Flags().Uint64Var(&o.seed, "seed", 0, "draws the clusters the faults hit (default: random; the same seed gives the same exercise)")
 	cmd.AddCommand(
-		&cobra.Command{Use: "list", Short: "The exercises, and whether the lab can run each", Args: cobra.NoArgs,
+		&cobra.Command{Use: "list", Short: "The exercises, and whether the lab can run each", Example: "  mclab train list --name lab", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.list(cmd.Context(), g) }},
 		start,
-		&cobra.Command{Use: "status", Short: "The running exercise: ticket, time left, hints used, checks", Args: cobra.NoArgs,
+		&cobra.Command{Use: "status", Short: "The running exercise: ticket, time left, hints used, checks", Example: "  mclab train status --name lab", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.status(g) }},
-		&cobra.Command{Use: "check", Short: "Run the suites: solved when every spec that passed before passes again", Args: cobra.NoArgs,
+		&cobra.Command{Use: "check", Short: "Run the suites: solved when every spec that passed before passes again", Example: "  mclab train check --name lab   # exit 0 solved, 1 not yet", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.check(cmd.Context(), g) }},
-		&cobra.Command{Use: "hint", Short: "The next hint (vague first)", Args: cobra.NoArgs,
+		&cobra.Command{Use: "hint", Short: "The next hint (vague first)", Example: "  mclab train hint --name lab", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.hint(cmd.Context(), g) }},
-		&cobra.Command{Use: "solution", Short: "The reference fix (ends the scoring)", Args: cobra.NoArgs,
+		&cobra.Command{Use: "solution", Short: "The reference fix (ends the scoring)", Example: "  mclab train solution --name lab", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.solution(g) }},
-		&cobra.Command{Use: "reset", Short: "Put every touched object back, converge the lab and prove the baseline", Args: cobra.NoArgs,
+		&cobra.Command{Use: "reset", Short: "Put every touched object back, converge the lab and prove the baseline", Example: "  mclab train reset --name lab", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.reset(cmd.Context(), g) }},
 		newTrainSelftestCommand(g, o),
 		newTrainReportCommand(g, o),

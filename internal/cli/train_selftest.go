@@ -27,7 +27,10 @@ type selftestOptions struct {
 func newTrainSelftestCommand(g *globals, o *trainOptions) *cobra.Command {
 	so := &selftestOptions{}
 	cmd := &cobra.Command{
-		Use:   "selftest [EXERCISE...]",
+		Use: "selftest [EXERCISE...]",
+		Example: `  mclab train selftest                                 # every exercise, 3 seeds, on local labs
+  mclab train selftest remote-secret-missing --seeds 1 --keep
+  mclab train selftest --parallel 2 --exercises ./my-exercises`,
 		Short: "Prove every exercise on real labs: inject, exactly its specs fail and verify names the cause, the solution fixes it, reset restores the baseline",
 		Long: `For every exercise (or those named) and every seed: on a lab that fits (created once per topology and
 model, on the local provider by default), the baseline verifies clean; the faults are injected; exactly

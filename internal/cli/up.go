@@ -15,7 +15,9 @@ func newUpCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create a lab, or converge one that exists",
-		Long: `Create the scenario's clusters (and, as later steps land, install Istio across them).
+		Long: `Create the scenario's clusters, install Istio across them in the scenario's model (multi-primary,
+primary-remote or federated; --skip-istio for clusters only) with the samples, and merge the lab's
+contexts into your kubeconfig (as kind does; down removes them). mclab plan prints every step first.
 Running up again on a lab converges it: what runs is kept, what is missing is started.
 A failed or interrupted up of a new lab removes everything it made (--retain keeps it).`,
 		Example: `  mclab up --topology multi-network --provider local
@@ -44,6 +46,6 @@ A failed or interrupted up of a new lab removes everything it made (--retain kee
 	o.add(cmd, g)
 	cmd.Flags().BoolVar(&o.retain, "retain", false, "keep what a failed up made, for debugging")
 	cmd.Flags().BoolVar(&o.skipIstio, "skip-istio", false, "create the clusters only, without installing Istio")
-	cmd.Flags().BoolVar(&o.skipIstio, "skip-install", false, "the same as --skip-istio: with --provider existing, map the clusters of an installed mesh for `mclab verify`")
+	cmd.Flags().BoolVar(&o.skipIstio, "skip-install", false, "the same as --skip-istio: with --provider existing, map the clusters of an installed mesh for mclab verify")
 	return cmd
 }
