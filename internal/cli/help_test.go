@@ -7,6 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"mclab.dev/mclab/lab/scenario"
+	statepkg "mclab.dev/mclab/lab/state"
 )
 
 // TestEveryCommandsHelp renders every command's --help: each has a short description and an example,
@@ -44,4 +47,37 @@ func TestEveryCommandsHelp(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// TestCompletion: shells complete models, topologies, providers, scenario names, lab names and
+// exercise names (cobra's __complete protocol, as bash/zsh/fish call it).
+func TestCompletion(t *testing.T) {
+	state := t.TempDir()
+	s, err := scenario.Compose(scenario.SingleNetwork, scenario.MultiPrimary, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (statepkg.Store{Root: state}).Save(&statepkg.Lab{Name: "student-1", Provider: scenario.ProviderLocal, Phase: statepkg.Ready, Scenario: s}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"up", "--model", ""}, []string{"multi-primary", "primary-remote", "federated"}},
+		{[]string{"up", "--topology", ""}, []string{"single-network", "multi-network"}},
+		{[]string{"plan", "--provider", ""}, []string{"kind", "local", "existing"}},
+		{[]string{"up", "--scenario", ""}, []string{"istio-ci", "multi-network"}},
+		{[]string{"status", "--state-dir", state, "--name", ""}, []string{"student-1"}},
+		{[]string{"train", "start", ""}, []string{"remote-secret-missing\t", "gateway-network-label\t"}},
+		{[]string{"verify", "--view", ""}, []string{"control-plane", "data-plane"}},
+		{[]string{"version", "-o", ""}, []string{"json", "yaml"}},
+	} {
+		out, errOut, code := run(t, append([]string{"__complete"}, tc.args...)...)
+		for _, w := range tc.want {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Errorf("completing %v: want %q in\n%s%s", tc.args, w, out, errOut)
+			}
+		}
+	}
 }

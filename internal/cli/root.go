@@ -116,5 +116,6 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newVerifyCommand(g),
 		newTrainCommand(g),
 	)
+	registerCompletions(root, g)
 	return root
 }

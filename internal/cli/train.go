@@ -58,6 +58,12 @@ Built-in exercises are in scenarios/exercises; --exercises DIR adds your own (ki
 		Short: "Verify the lab is clean, inject the exercise's faults and print its ticket",
 		Args:  cobra.ExactArgs(1),
 		RunE:  func(cmd *cobra.Command, args []string) error { return o.start(cmd.Context(), g, args[0]) },
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, s string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return exerciseNames(o)(cmd, args, s)
+		},
 	}
 	start.Flags().StringVar(&o.mode, "mode", train.ModeGuided, "guided (check shows the diagnosis), challenge (only which specs fail) or exam (no hints)")
 	start.Flags().Uint64Var(&o.seed, "seed", 0, "draws the clusters the faults hit (default: random; the same seed gives the same exercise)")

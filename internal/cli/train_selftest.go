@@ -37,7 +37,8 @@ model, on the local provider by default), the baseline verifies clean; the fault
 the exercise's specs fail and verify prints its diagnosis; the reference solution, run as a learner would
 type it (sh, KUBECONFIG set to the lab's, mclab on PATH), makes every baseline spec pass again; the reset
 puts every touched object back and the baseline passes. Exit 1 when any step fails.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return so.run(cmd.Context(), g, o, args) },
+		RunE:              func(cmd *cobra.Command, args []string) error { return so.run(cmd.Context(), g, o, args) },
+		ValidArgsFunction: exerciseNames(o),
 	}
 	cmd.Flags().IntVar(&so.seeds, "seeds", 3, "seeds per exercise (1..N)")
 	cmd.Flags().StringVar(&so.provider, "provider", "local", "provider of the labs selftest creates")
