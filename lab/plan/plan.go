@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 )
 
 // Step is one unit of bring-up. Run must converge: when its work is already done it does nothing.
@@ -69,31 +68,4 @@ func (p *Plan) Execute(ctx context.Context, st *Status) error {
 		}
 	}
 	return nil
-}
-
-// Status prints kind-style progress: a bullet when a step starts, then a check or a cross with the
-// elapsed time.
-type Status struct {
-	w     io.Writer
-	now   func() time.Time
-	title string
-	start time.Time
-}
-
-// NewStatus writes progress to w.
-func NewStatus(w io.Writer) *Status { return &Status{w: w, now: time.Now} }
-
-// Start announces a step.
-func (s *Status) Start(title string) {
-	s.title, s.start = title, s.now()
-	fmt.Fprintf(s.w, " • %s ...\n", title)
-}
-
-// End closes the step announced last.
-func (s *Status) End(ok bool) {
-	mark := "✓"
-	if !ok {
-		mark = "✗"
-	}
-	fmt.Fprintf(s.w, " %s %s (%s)\n", mark, s.title, s.now().Sub(s.start).Round(10*time.Millisecond))
 }
