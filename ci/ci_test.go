@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,6 +75,55 @@ func TestWorkflowsCoverTheMatrixWithRealTargets(t *testing.T) {
 		}
 		if !covered {
 			t.Errorf("%s runs no models x topologies matrix", f)
+		}
+	}
+}
+
+// TestWorkflowsActionsAndCache: the workflows use current majors of GitHub's actions (Node 24), find
+// go.sum in the checkout's subfolder, and key the upstream-binary cache on mclab's own key (`mclab tools
+// --print-key`), so a Go patch release does not rebuild for 15 minutes and then fail to save again.
+func TestWorkflowsActionsAndCache(t *testing.T) {
+	minimum := map[string]int{"actions/checkout": 5, "actions/setup-go": 6, "actions/cache": 5, "actions/cache/restore": 5, "actions/upload-artifact": 7}
+	for _, f := range []string{"github-actions-conformance.yaml", "github-actions-kind.yaml"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w struct {
+			Jobs map[string]struct {
+				Steps []struct {
+					Uses string         `json:"uses"`
+					Run  string         `json:"run"`
+					With map[string]any `json:"with"`
+				} `json:"steps"`
+			} `json:"jobs"`
+		}
+		if err := yaml.Unmarshal(data, &w); err != nil {
+			t.Fatal(err)
+		}
+		for name, job := range w.Jobs {
+			keyed := false
+			for _, s := range job.Steps {
+				if s.Uses != "" {
+					action, ver, _ := strings.Cut(s.Uses, "@v")
+					if min, ok := minimum[action]; ok {
+						if n, err := strconv.Atoi(ver); err != nil || n < min {
+							t.Errorf("%s job %s: %s is older than v%d", f, name, s.Uses, min)
+						}
+					} else {
+						t.Errorf("%s job %s: %s is not one this test knows the current major of", f, name, s.Uses)
+					}
+				}
+				if strings.HasPrefix(s.Uses, "actions/setup-go") && s.With["cache-dependency-path"] != "mclab/go.sum" {
+					t.Errorf("%s job %s: setup-go must find go.sum in the checkout's subfolder (cache-dependency-path: mclab/go.sum)", f, name)
+				}
+				if strings.Contains(s.Run, "tools --print-key") {
+					keyed = true
+				}
+				if strings.HasPrefix(s.Uses, "actions/cache") && (!keyed || s.With["key"] != "${{ steps.key.outputs.key }}") {
+					t.Errorf("%s job %s: the cache must be keyed on mclab tools --print-key, got %v", f, name, s.With["key"])
+				}
+			}
 		}
 	}
 }

@@ -169,6 +169,16 @@ func (b *Builder) Ensure(ctx context.Context) (Set, error) {
 	return set, b.build(ctx, goCmd, dir, set)
 }
 
+// CacheKey is the key of the set Ensure would use: the pins, the programs and their flags, and the Go
+// version (a CI cache keyed on it is reused exactly when mclab would reuse its own).
+func (b *Builder) CacheKey(ctx context.Context) (string, error) {
+	_, goVersion, err := b.goVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	return Key(goVersion), nil
+}
+
 func (b *Builder) goVersion(ctx context.Context) (string, string, error) {
 	goCmd := b.Go
 	if goCmd == "" {
