@@ -17,6 +17,7 @@ import (
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/provider"
+	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/reports"
 	"mclab.dev/mclab/suites"
 )
@@ -250,6 +251,9 @@ func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) e
 	var clusters []reports.TopologyCluster
 	for _, c := range t.Scenario.Clusters {
 		tc := reports.TopologyCluster{Name: c.Name, Network: c.Network, Mesh: c.Mesh, Role: string(c.Role)}
+		if c.Role == scenario.Remote {
+			tc.Primary = c.Primary
+		}
 		if addr, err := suites.GatewayAddress(context.Background(), t, c.Name); err == nil {
 			tc.Gateway = addr
 		}

@@ -1,0 +1,189 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleReport() *ConformanceReport {
+	return &ConformanceReport{APIVersion: APIVersion, Kind: "ConformanceReport", Verdict: NonConformant,
+		Environment: Environment{Lab: "demo", Provider: "local"}, Implementation: Implementation{Version: "1.31-dev", Model: "primary-remote"}}
+}
+
+// pictures are the topologies the HTML must draw legibly: two networks, a primary with remotes, two
+// meshes, and 50 clusters.
+func pictures() map[string][]TopologyCluster {
+	fifty := []TopologyCluster{}
+	for i := 1; i <= 50; i++ {
+		c := TopologyCluster{Name: fmt.Sprintf("c%d", i), Network: fmt.Sprintf("network%d", (i-1)%2+1), Mesh: "mesh1", Role: "primary"}
+		if i > 2 {
+			c.Role, c.Primary = "remote", fmt.Sprintf("c%d", (i-1)%2+1)
+		} else {
+			c.Gateway = fmt.Sprintf("198.18.0.%d", i)
+		}
+		fifty = append(fifty, c)
+	}
+	return map[string][]TopologyCluster{
+		"multi-network": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"}, {Name: "c2", Network: "network2", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.2"}},
+		"primary-remote": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"},
+			{Name: "c2", Network: "network1", Mesh: "mesh1", Role: "remote", Primary: "c1"}, {Name: "c3", Network: "network2", Mesh: "mesh1", Role: "remote", Primary: "c1", Gateway: "198.18.0.3"}},
+		"federated": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"}, {Name: "c2", Network: "network2", Mesh: "mesh2", Role: "primary", Gateway: "198.18.0.2"}},
+		"fifty":     fifty,
+	}
+}
+
+// TestTopologyLayout: every cluster is drawn inside its network, inside its mesh; a remote is joined to
+// its primary; 50 clusters fit a screen's width (an earlier layout drew one row of boxes, 10,000 px).
+func TestTopologyLayout(t *testing.T) {
+	for name, cs := range pictures() {
+		pic := layout(cs)
+		if pic.W > 1400 {
+			t.Errorf("%s: %d px wide", name, pic.W)
+		}
+		if len(pic.Cards) != len(cs) {
+			t.Errorf("%s: %d cards for %d clusters", name, len(pic.Cards), len(cs))
+		}
+		inside := func(in, out svgBox) bool {
+			return in.X >= out.X && in.Y >= out.Y && in.X+in.W <= out.X+out.W && in.Y+in.H <= out.Y+out.H
+		}
+		for _, c := range pic.Cards {
+			ok := false
+			for _, n := range pic.Nets {
+				if inside(c, n) {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("%s: card %s is in no network box", name, c.Title)
+			}
+		}
+		for _, n := range pic.Nets {
+			ok := false
+			for _, m := range pic.Meshes {
+				if inside(n, m) {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("%s: %s is in no mesh box", name, n.Title)
+			}
+		}
+		remotes := 0
+		for _, c := range cs {
+			if c.Primary != "" {
+				remotes++
+			}
+		}
+		if remotes > MaxServeArrows {
+			remotes = 0 // the cards say "remote of" instead
+		}
+		if len(pic.Serves) != remotes {
+			t.Errorf("%s: %d serve arrows for %d remotes", name, len(pic.Serves), remotes)
+		}
+	}
+	if got := len(layout(pictures()["federated"]).Meshes); got != 2 {
+		t.Errorf("federated: %d mesh boxes", got)
+	}
+}
+
+func chromium(t *testing.T) string {
+	for _, c := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	t.Skip("no headless Chromium (apt-get install chromium): the summary was not looked at in a browser")
+	return ""
+}
+
+// TestSummaryInChromium renders summary.html in headless Chromium and looks at the screenshots: the
+// page is drawn (not blank), the topology has the mesh, network, card and gateway colours, and the
+// 50-cluster picture is no wider than the window.
+func TestSummaryInChromium(t *testing.T) {
+	bin := chromium(t)
+	dir := os.Getenv("MCLAB_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	for name, cs := range pictures() {
+		html := filepath.Join(dir, name+".html")
+		var b bytes.Buffer
+		if err := WriteHTML(&b, sampleReport(), cs); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(html, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w := regexp.MustCompile(`<svg width="(\d+)" height="(\d+)"`).FindSubmatch(b.Bytes())
+		if width, _ := strconv.Atoi(string(w[1])); width > 1400 {
+			t.Errorf("%s: the picture is %d px wide", name, width)
+		}
+		height, _ := strconv.Atoi(string(w[2]))
+		shot := filepath.Join(dir, name+".png")
+		cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", fmt.Sprintf("--window-size=1400,%d", max(1000, height+400)),
+			"--screenshot="+shot, "file://"+html)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		done := make(chan error, 1)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("chromium: %v\n%s", err, out.String())
+			}
+		case <-time.After(90 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("chromium did not finish in 90 s:\n%s", out.String())
+		}
+		f, err := os.Open(shot)
+		if err != nil {
+			t.Fatalf("no screenshot: %v\n%s", err, out.String())
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := colours(img)
+		for label, want := range map[string]color.RGBA{
+			"network fill": {0xf3, 0xf6, 0xff, 0xff}, "gateway fill": {0xff, 0xf4, 0xe0, 0xff}, "verdict red": {0xb4, 0x23, 0x18, 0xff},
+		} {
+			if !seen[want] {
+				t.Errorf("%s: the screenshot shows no %s (%v)", name, label, want)
+			}
+		}
+		if len(seen) < 20 {
+			t.Errorf("%s: the screenshot has %d colours: blank?", name, len(seen))
+		}
+		if strings.HasPrefix(name, "primary-remote") && !seen[color.RGBA{0x7a, 0x4f, 0xb5, 0xff}] {
+			t.Errorf("%s: no serve arrow drawn", name)
+		}
+	}
+}
+
+func colours(img image.Image) map[color.RGBA]bool {
+	out := map[color.RGBA]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r, g, bl, a := img.At(x, y).RGBA()
+			out[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), uint8(a >> 8)}] = true
+		}
+	}
+	return out
+}
