@@ -6,7 +6,7 @@ import (
 )
 
 var page = template.Must(template.New("summary").Funcs(template.FuncMap{
-	"inc": func(i int) int { return i + 1 },
+	"inc":   func(i int) int { return i + 1 },
 	"lineY": func(i int) int { return 46 + i*20 },
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>mclab conformance: {{.R.Environment.Lab}}</title>
