@@ -62,11 +62,11 @@ type Provider struct {
 
 // New returns the kind provider for a lab.
 func New(cfg Config) *Provider {
-	if cfg.Runtime == nil {
-		cfg.Runtime = NewRuntime(cfg.Runner)
-	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
+	}
+	if cfg.Runtime == nil {
+		cfg.Runtime = NewRuntime(cfg.Runner, cfg.Out)
 	}
 	if cfg.GOOS == "" {
 		cfg.GOOS = goruntime.GOOS

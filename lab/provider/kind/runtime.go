@@ -3,11 +3,14 @@ package kind
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/term"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
@@ -43,14 +46,20 @@ type Runtime interface {
 	Sysctl(key string) (int, error)
 }
 
-// NewRuntime is the real Runtime: kind's Go API with its Docker provider, and runner for docker.
-func NewRuntime(runner exec.Runner) Runtime {
-	return &kindRuntime{kp: kindcluster.NewProvider(kindcluster.ProviderWithDocker()), runner: runner}
+// NewRuntime is the real Runtime: kind's Go API with its Docker provider, and runner for docker. kind's
+// own progress (its sub-steps of creating a cluster) goes to out, each line naming the cluster.
+func NewRuntime(runner exec.Runner, out io.Writer) Runtime {
+	if out == nil {
+		out = io.Discard
+	}
+	return &kindRuntime{kp: kindcluster.NewProvider(kindcluster.ProviderWithDocker()), runner: runner, out: out, mu: &sync.Mutex{}}
 }
 
 type kindRuntime struct {
 	kp     *kindcluster.Provider
 	runner exec.Runner
+	out    io.Writer
+	mu     *sync.Mutex
 }
 
 func (r *kindRuntime) Docker(ctx context.Context, args ...string) ([]byte, error) {
@@ -60,7 +69,8 @@ func (r *kindRuntime) Docker(ctx context.Context, args ...string) ([]byte, error
 func (r *kindRuntime) ListClusters() ([]string, error) { return r.kp.List() }
 
 func (r *kindRuntime) CreateCluster(name string, cfg *v1alpha4.Cluster, kubeconfigPath string, wait time.Duration) error {
-	return r.kp.Create(name,
+	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(stepLogger{mu: r.mu, w: r.out, cluster: name, tty: isTerminal(r.out)}))
+	return kp.Create(name,
 		kindcluster.CreateWithV1Alpha4Config(cfg),
 		kindcluster.CreateWithWaitForReady(wait),
 		kindcluster.CreateWithKubeconfigPath(kubeconfigPath),
@@ -141,4 +151,9 @@ func firstLineOf(s string) string {
 		}
 	}
 	return s
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
