@@ -59,7 +59,7 @@ usage error.`,
 	cmd.Flags().StringVar(&o.name, "name", "", "the lab")
 	cmd.Flags().StringVar(&o.labelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'MC-DISCOVERY && control-plane' (labels: "+strings.Join(suites.KnownLabels(), ", ")+")")
 	cmd.Flags().StringVar(&o.view, "view", "", "what to judge: control-plane, data-plane or all (default: every view the provider can run)")
-	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: <state dir>/reports/<lab>/<time>, kept after down)")
+	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: ./mclab-reports/<lab>/<time>, kept after down)")
 	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "print every spec (the same as -v)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole run")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text (the verdict), or json or yaml: the conformance report (kind ConformanceReport) on stdout, Ginkgo's progress on stderr")
@@ -89,8 +89,9 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		if _, err := m.Store.Load(o.name); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("%w\nUsage: mclab verify --name LAB (`mclab list` shows the labs; --report-dir writes the JUnit of a failed setup elsewhere)", err)}
 		}
-		// Outside the lab's own state, so `down` keeps them.
-		o.reportDir = filepath.Join(m.Store.Root, "reports", o.name, time.Now().UTC().Format("20060102T150405Z"))
+		// In the working directory, as test runners write theirs, and outside the lab's state, so
+		// `down` keeps them.
+		o.reportDir = filepath.Join("mclab-reports", o.name, time.Now().UTC().Format("20060102T150405Z"))
 	}
 	target, env, err := o.target(ctx, g)
 	defer o.close()
