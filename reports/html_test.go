@@ -39,6 +39,8 @@ func pictures() map[string][]TopologyCluster {
 		"primary-remote": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"},
 			{Name: "c2", Network: "network1", Mesh: "mesh1", Role: "remote", Primary: "c1"}, {Name: "c3", Network: "network2", Mesh: "mesh1", Role: "remote", Primary: "c1", Gateway: "198.18.0.3"}},
 		"federated": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"}, {Name: "c2", Network: "network2", Mesh: "mesh2", Role: "primary", Gateway: "198.18.0.2"}},
+		"five": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"}, {Name: "c2", Network: "network2", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.2"},
+			{Name: "c3", Network: "network1", Mesh: "mesh1", Role: "remote", Primary: "c1"}, {Name: "c4", Network: "network2", Mesh: "mesh1", Role: "remote", Primary: "c2"}, {Name: "c5", Network: "network3", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.5"}},
 		"fifty":     fifty,
 	}
 }
@@ -47,7 +49,7 @@ func pictures() map[string][]TopologyCluster {
 // its primary; 50 clusters fit a screen's width (an earlier layout drew one row of boxes, 10,000 px).
 func TestTopologyLayout(t *testing.T) {
 	for name, cs := range pictures() {
-		pic := layout(cs)
+		pic := layout(cs, nil, nil)
 		if pic.W > 1400 {
 			t.Errorf("%s: %d px wide", name, pic.W)
 		}
@@ -92,8 +94,14 @@ func TestTopologyLayout(t *testing.T) {
 			t.Errorf("%s: %d serve arrows for %d remotes", name, len(pic.Serves), remotes)
 		}
 	}
-	if got := len(layout(pictures()["federated"]).Meshes); got != 2 {
-		t.Errorf("federated: %d mesh boxes", got)
+	fed := layout(pictures()["federated"], []TopologyLink{{From: "c1", To: "c2", Kind: "exports", Label: "mesh1 exports httpbin.sample.svc.cluster.local to mesh2"}}, map[string]bool{"c2": true})
+	if len(fed.Meshes) != 2 || len(fed.Serves) != 1 || fed.Serves[0].Class != "exports" {
+		t.Errorf("federated: %d mesh boxes, links %+v", len(fed.Meshes), fed.Serves)
+	}
+	for _, c := range fed.Cards {
+		if (c.Title == "c2") != strings.Contains(c.Class, "failed") {
+			t.Errorf("federated: card %s class %q", c.Title, c.Class)
+		}
 	}
 }
 
@@ -119,7 +127,16 @@ func TestSummaryInChromium(t *testing.T) {
 	for name, cs := range pictures() {
 		html := filepath.Join(dir, name+".html")
 		var b bytes.Buffer
-		if err := WriteHTML(&b, sampleReport(), cs); err != nil {
+		r := sampleReport()
+		var links []TopologyLink
+		switch name {
+		case "federated":
+			links = []TopologyLink{{From: "c1", To: "c2", Kind: "exports", Label: "mesh1 exports httpbin.sample.svc.cluster.local to mesh2"}}
+			r.Profiles = []ProfileReport{{Name: "MC-FEDERATION", Core: Results{Result: "failure", FailedTests: []TestResult{{Name: "exported services are reachable", Reason: "a client in c2 (mesh mesh2) gets no endpoint for httpbin"}}}}}
+		case "multi-network", "five":
+			links = []TopologyLink{{From: "c1", To: "c2", Kind: "reads", Label: "c1 and c2 read each other"}}
+		}
+		if err := WriteHTML(&b, r, cs, links...); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(html, b.Bytes(), 0o600); err != nil {
@@ -131,7 +148,7 @@ func TestSummaryInChromium(t *testing.T) {
 		}
 		height, _ := strconv.Atoi(string(w[2]))
 		shot := filepath.Join(dir, name+".png")
-		cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", fmt.Sprintf("--window-size=1400,%d", max(1000, height+400)),
+		cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", fmt.Sprintf("--window-size=1400,%d", max(1000, height+400)),
 			"--screenshot="+shot, "file://"+html)
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 		done := make(chan error, 1)
@@ -149,6 +166,10 @@ func TestSummaryInChromium(t *testing.T) {
 		case <-time.After(90 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Fatalf("chromium did not finish in 90 s:\n%s", out.String())
+		}
+		// The page is self-contained and scriptless: any console message is a mistake.
+		if strings.Contains(out.String(), "CONSOLE") {
+			t.Errorf("%s: console messages:\n%s", name, out.String())
 		}
 		f, err := os.Open(shot)
 		if err != nil {
@@ -170,8 +191,20 @@ func TestSummaryInChromium(t *testing.T) {
 		if len(seen) < 20 {
 			t.Errorf("%s: the screenshot has %d colours: blank?", name, len(seen))
 		}
-		if strings.HasPrefix(name, "primary-remote") && !seen[color.RGBA{0x7a, 0x4f, 0xb5, 0xff}] {
-			t.Errorf("%s: no serve arrow drawn", name)
+		for label, want := range map[string]struct {
+			names []string
+			c     color.RGBA
+		}{
+			"serve arrow":     {[]string{"primary-remote", "five"}, color.RGBA{0x7a, 0x4f, 0xb5, 0xff}},
+			"read link":       {[]string{"multi-network", "five"}, color.RGBA{0x2f, 0x7d, 0x6d, 0xff}},
+			"failed card red": {[]string{"federated"}, color.RGBA{0xd9, 0x2d, 0x20, 0xff}},
+			"export link":     {[]string{"federated"}, color.RGBA{0xe0, 0x7b, 0x00, 0xff}},
+		} {
+			for _, n := range want.names {
+				if n == name && !seen[want.c] {
+					t.Errorf("%s: no %s drawn", name, label)
+				}
+			}
 		}
 	}
 }

@@ -12,10 +12,16 @@ type TopologyCluster struct {
 	Primary string
 }
 
+// TopologyLink is a relation drawn between two clusters: Kind "reads" (a primary reads the other
+// through a remote secret) or "exports" (a federated mesh exports Label's hosts to the other's mesh).
+type TopologyLink struct {
+	From, To, Kind, Label string
+}
+
 // The picture's geometry: clusters are cards in a grid inside their network, networks side by side
 // inside their mesh, meshes one below the other, so 50 clusters stay within a screen's width.
 const (
-	cardW, cardH       = 200, 92
+	cardW, cardH       = 200, 104
 	gap                = 14
 	netPad, netHeader  = 14, 34
 	meshPad, meshTitle = 16, 30
@@ -37,6 +43,7 @@ type svgLine struct {
 	// CY is the depth the curve dips to, below both cards.
 	CY    int
 	Label string
+	Class string
 }
 
 type topologyPicture struct {
@@ -52,7 +59,7 @@ type topologyPicture struct {
 
 // layout places the clusters: which network and mesh each is in, where the east-west gateways sit and
 // which primary serves which remote.
-func layout(clusters []TopologyCluster) topologyPicture {
+func layout(clusters []TopologyCluster, links []TopologyLink, failed map[string]bool) topologyPicture {
 	var pic topologyPicture
 	type netKey struct{ mesh, net string }
 	var meshes []string
@@ -80,8 +87,9 @@ func layout(clusters []TopologyCluster) topologyPicture {
 			remotes++
 		}
 	}
+	drawLinks := remotes+len(links) <= MaxServeArrows
 	arrowRoom := 0
-	if remotes > 0 && remotes <= MaxServeArrows {
+	if remotes+len(links) > 0 && drawLinks {
 		arrowRoom = 28
 	}
 	center := map[string][2]int{}
@@ -112,7 +120,12 @@ func layout(clusters []TopologyCluster) topologyPicture {
 				} else {
 					lines = append(lines, "no east-west gateway")
 				}
-				pic.Cards = append(pic.Cards, svgBox{X: cx, Y: cy, W: cardW, H: cardH, Title: c.Name, Lines: lines, Class: "card " + c.Role})
+				class := "card " + c.Role
+				if failed[c.Name] {
+					class += " failed"
+					lines = append(lines, "✗ named by a failed check")
+				}
+				pic.Cards = append(pic.Cards, svgBox{X: cx, Y: cy, W: cardW, H: cardH, Title: c.Name, Lines: lines, Class: class})
 				center[c.Name] = [2]int{cx + cardW/2, cy + cardH/2}
 			}
 			label := "network: " + net
@@ -134,16 +147,28 @@ func layout(clusters []TopologyCluster) topologyPicture {
 		y += meshH + gap
 	}
 	pic.H = y
+	link := func(from, to, class, label string) {
+		a, ok1 := center[from]
+		b, ok2 := center[to]
+		if !ok1 || !ok2 || !drawLinks {
+			return
+		}
+		y1, y2 := a[1]+cardH/2, b[1]+cardH/2
+		if b[1] > a[1]+cardH/2 {
+			// The target is on a lower row: into its top edge.
+			y2 = b[1] - cardH/2 - 2
+			pic.Serves = append(pic.Serves, svgLine{X1: a[0], Y1: y1, X2: b[0], Y2: y2, CY: (y1 + y2) / 2, Label: label, Class: class})
+			return
+		}
+		pic.Serves = append(pic.Serves, svgLine{X1: a[0], Y1: y1, X2: b[0], Y2: y2 + 2, CY: max(y1, y2) + arrowRoom - 4, Label: label, Class: class})
+	}
 	for _, c := range clusters {
-		if c.Primary == "" || arrowRoom == 0 {
-			continue
+		if c.Primary != "" {
+			link(c.Primary, c.Name, "serves", fmt.Sprintf("%s serves %s", c.Primary, c.Name))
 		}
-		from, ok1 := center[c.Primary]
-		to, ok2 := center[c.Name]
-		if ok1 && ok2 {
-			y1, y2 := from[1]+cardH/2, to[1]+cardH/2
-			pic.Serves = append(pic.Serves, svgLine{X1: from[0], Y1: y1, X2: to[0], Y2: y2 + 2, CY: max(y1, y2) + arrowRoom - 4, Label: fmt.Sprintf("%s serves %s", c.Primary, c.Name)})
-		}
+	}
+	for _, l := range links {
+		link(l.From, l.To, l.Kind, l.Label)
 	}
 	sort.SliceStable(pic.Serves, func(i, j int) bool { return pic.Serves[i].Label < pic.Serves[j].Label })
 	return pic

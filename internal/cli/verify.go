@@ -265,7 +265,38 @@ func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) e
 		return err
 	}
 	defer f.Close()
-	return reports.WriteHTML(f, cr, clusters)
+	return reports.WriteHTML(f, cr, clusters, topologyLinks(t.Scenario)...)
+}
+
+// topologyLinks are the relations the HTML picture draws besides a remote's primary: primaries of a
+// mesh reading each other through remote secrets, and federated meshes' exports.
+func topologyLinks(s *scenario.Scenario) []reports.TopologyLink {
+	var out []reports.TopologyLink
+	for i, a := range s.Clusters {
+		for _, b := range s.Clusters[i+1:] {
+			if a.Role == scenario.Primary && b.Role == scenario.Primary && a.Mesh == b.Mesh {
+				out = append(out, reports.TopologyLink{From: a.Name, To: b.Name, Kind: "reads", Label: a.Name + " and " + b.Name + " read each other through remote secrets"})
+			}
+		}
+	}
+	if f := s.Istio.Federation; f != nil {
+		for _, e := range f.Exports {
+			from := ""
+			for _, c := range s.Clusters {
+				if c.Mesh == e.Mesh && from == "" {
+					from = c.Name
+				}
+			}
+			seen := map[string]bool{}
+			for _, c := range s.Clusters {
+				if c.Mesh != e.Mesh && c.Role == scenario.Primary && !seen[c.Mesh] && from != "" {
+					seen[c.Mesh] = true
+					out = append(out, reports.TopologyLink{From: from, To: c.Name, Kind: "exports", Label: fmt.Sprintf("mesh %s exports %s to mesh %s", e.Mesh, strings.Join(e.Hosts, ", "), c.Mesh)})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
