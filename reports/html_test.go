@@ -41,7 +41,7 @@ func pictures() map[string][]TopologyCluster {
 		"federated": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"}, {Name: "c2", Network: "network2", Mesh: "mesh2", Role: "primary", Gateway: "198.18.0.2"}},
 		"five": {{Name: "c1", Network: "network1", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.1"}, {Name: "c2", Network: "network2", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.2"},
 			{Name: "c3", Network: "network1", Mesh: "mesh1", Role: "remote", Primary: "c1"}, {Name: "c4", Network: "network2", Mesh: "mesh1", Role: "remote", Primary: "c2"}, {Name: "c5", Network: "network3", Mesh: "mesh1", Role: "primary", Gateway: "198.18.0.5"}},
-		"fifty":     fifty,
+		"fifty": fifty,
 	}
 }
 
