@@ -102,7 +102,14 @@ func TestWorkflowsActionsAndCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, job := range w.Jobs {
-			keyed := false
+			keyed, verifies, keepsFailedUp := false, false, false
+			for _, s := range job.Steps {
+				verifies = verifies || strings.Contains(s.Run, "mclab verify")
+				keepsFailedUp = keepsFailedUp || strings.Contains(s.Run, "mclab/failed reports/failed-up")
+			}
+			if verifies && !keepsFailedUp {
+				t.Errorf("%s job %s: the logs of a failed up (state dir's failed/) are not uploaded", f, name)
+			}
 			for _, s := range job.Steps {
 				if s.Uses != "" {
 					action, ver, _ := strings.Cut(s.Uses, "@v")

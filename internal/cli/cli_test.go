@@ -203,23 +203,43 @@ func TestOutputFormats(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		kind string
+		// typed is the schema the document must decode into, strictly, and re-encode to the same.
+		typed func() any
 	}{
-		{[]string{"version"}, "Version"},
-		{[]string{"list", "--state-dir", state}, "LabList"},
-		{[]string{"list", "--scenarios"}, "ScenarioList"},
-		{[]string{"plan", "--state-dir", state, "--topology", "single-network", "--provider", "local"}, "Plan"},
+		{[]string{"version"}, "Version", func() any { return &VersionInfo{} }},
+		{[]string{"list", "--state-dir", state}, "LabList", func() any { return &LabList{} }},
+		{[]string{"list", "--scenarios"}, "ScenarioList", func() any { return &ScenarioList{} }},
+		{[]string{"plan", "--state-dir", state, "--topology", "single-network", "--provider", "local"}, "Plan", func() any { return &PlanDoc{} }},
 	} {
 		for _, format := range []string{"json", "yaml"} {
 			out, errOut, code := run(t, append(tc.args, "-o", format)...)
 			var doc map[string]any
-			var err error
+			typed := tc.typed()
+			var err, strict error
 			if format == "json" {
 				err = json.Unmarshal([]byte(out), &doc)
+				dec := json.NewDecoder(strings.NewReader(out))
+				dec.DisallowUnknownFields()
+				strict = dec.Decode(typed)
 			} else {
 				err = yaml.Unmarshal([]byte(out), &doc)
+				strict = yaml.UnmarshalStrict([]byte(out), typed)
 			}
 			if code != 0 || err != nil || doc["apiVersion"] != OutputAPIVersion || doc["kind"] != tc.kind {
 				t.Errorf("%v -o %s (exit %d, %v): %.300s%s", tc.args, format, code, err, out, errOut)
+			}
+			if strict != nil {
+				t.Errorf("%v -o %s does not decode into its schema: %v", tc.args, format, strict)
+				continue
+			}
+			// Round trip: the typed document encodes to what was printed.
+			again, _ := json.Marshal(typed)
+			var back map[string]any
+			_ = json.Unmarshal(again, &back)
+			first, _ := json.Marshal(doc)
+			second, _ := json.Marshal(back)
+			if string(first) != string(second) {
+				t.Errorf("%v -o %s does not round-trip:\n%s\n%s", tc.args, format, first, second)
 			}
 		}
 		if _, errOut, code := run(t, append(tc.args, "-o", "wide")...); code != 2 || !strings.Contains(errOut, `-o "wide" is not supported; use text, json or yaml`) {
