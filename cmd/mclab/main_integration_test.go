@@ -65,6 +65,10 @@ func TestIntegrationCLI(t *testing.T) {
 	stateDir := labtest.StateRoot(t)
 	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
 
+	// The user's kubeconfig has an entry of their own, which up and down must leave as it is.
+	user := os.Getenv("KUBECONFIG")
+	mine := "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: 'https://prod.example:6443'}\ncontexts:\n- name: prod\n  context: {cluster: prod, user: me, namespace: apps}\ncurrent-context: prod\nusers:\n- name: me\n  user: {token: t0k3n}\n"
+	must(t, os.WriteFile(user, []byte(mine), 0o600))
 	_, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "auto")
 	if code != 0 {
 		t.Fatalf("up exited %d:\n%s", code, stderr)
@@ -87,8 +91,7 @@ func TestIntegrationCLI(t *testing.T) {
 	}
 	// As after kind create cluster: the user's kubeconfig has the lab's contexts, the first current, the
 	// user's own entries kept; `mclab kubeconfig` prints the lab's config.
-	user := os.Getenv("KUBECONFIG")
-	if cfg, err := clientcmd.LoadFromFile(user); err != nil || cfg.CurrentContext != "multi-network-c1" || cfg.Contexts["multi-network-c2"] == nil {
+	if cfg, err := clientcmd.LoadFromFile(user); err != nil || cfg.CurrentContext != "multi-network-c1" || cfg.Contexts["multi-network-c2"] == nil || cfg.Contexts["prod"] == nil || cfg.Contexts["prod"].Namespace != "apps" {
 		t.Errorf("the user's kubeconfig after up: %+v %v", cfg, err)
 	} else {
 		cs := labtest.Client(t, user, "multi-network-c2")
@@ -131,8 +134,8 @@ func TestIntegrationCLI(t *testing.T) {
 	if pids := labtest.ProcessesUnder(stateDir); len(pids) > 0 {
 		t.Errorf("down left processes: %v", pids)
 	}
-	if cfg, err := clientcmd.LoadFromFile(user); err != nil || len(cfg.Contexts)+len(cfg.Clusters)+len(cfg.AuthInfos) != 0 || cfg.CurrentContext != "" {
-		t.Errorf("down must remove the lab's entries from the user's kubeconfig: %+v %v", cfg, err)
+	if cfg, err := clientcmd.LoadFromFile(user); err != nil || len(cfg.Contexts) != 1 || cfg.Contexts["prod"] == nil || cfg.Clusters["prod"].Server != "https://prod.example:6443" || cfg.AuthInfos["me"].Token != "t0k3n" || cfg.CurrentContext != "" {
+		t.Errorf("down must remove exactly the lab's entries from the user's kubeconfig: %+v %v", cfg, err)
 	}
 	_, _, code = mclab(t, bin, stateDir, "status", "--name", "multi-network")
 	if code == 0 {

@@ -20,6 +20,8 @@ type Status struct {
 	tty       bool
 	color     bool
 	heartbeat time.Duration
+	// ticker makes the ticks of the spinner and the heartbeat (tests give a fake one).
+	ticker func(time.Duration) (<-chan time.Time, func())
 
 	mu    sync.Mutex
 	title string
@@ -33,7 +35,7 @@ const Heartbeat = 30 * time.Second
 
 // NewStatus writes progress to w.
 func NewStatus(w io.Writer) *Status {
-	s := &Status{w: w, now: time.Now, heartbeat: Heartbeat}
+	s := &Status{w: w, now: time.Now, heartbeat: Heartbeat, ticker: realTicker}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		s.tty = true
 		s.color = os.Getenv("NO_COLOR") == ""
@@ -61,21 +63,30 @@ func (s *Status) Start(title string) {
 	go s.tick(every, s.stop, s.done)
 }
 
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
 func (s *Status) tick(every time.Duration, stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	ticker := s.ticker
+	if ticker == nil {
+		ticker = realTicker
+	}
+	c, stopTicker := ticker(every)
+	defer stopTicker()
 	for i := 1; ; i++ {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case at := <-c:
 			s.mu.Lock()
-			elapsed := s.now().Sub(s.start).Round(time.Second)
+			elapsed := at.Sub(s.start).Round(time.Second)
 			if s.tty {
 				fmt.Fprintf(s.w, "\r\x1b[K %s %s ... %s", spinner[i%len(spinner)], s.title, elapsed)
 			} else {
-				fmt.Fprintf(s.w, "%s   %s: still running (%s)\n", s.clock(), s.title, elapsed)
+				fmt.Fprintf(s.w, "%s   %s: still running (%s)\n", at.Format("15:04:05"), s.title, elapsed)
 			}
 			s.mu.Unlock()
 		}

@@ -25,14 +25,37 @@ func (s *syncBuf) String() string {
 }
 
 // TestStatusInLogs: outside a terminal every line has the time of day, and a long step prints a
-// heartbeat (every 30 s in real runs), so a CI log never goes quiet.
+// heartbeat every 30 s, so a CI log never goes quiet. The clock and the ticker are fakes: a 6-minute
+// build in a millisecond.
 func TestStatusInLogs(t *testing.T) {
 	var out syncBuf
 	s := NewStatus(&out)
-	s.heartbeat = 20 * time.Millisecond
+	var mu sync.Mutex
+	clock := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	ticks := make(chan time.Time)
+	var asked time.Duration
+	s.ticker = func(d time.Duration) (<-chan time.Time, func()) { asked = d; return ticks, func() {} }
 	s.Start("Building kube-apiserver")
-	time.Sleep(70 * time.Millisecond)
+	for i := 0; i < 12; i++ {
+		mu.Lock()
+		clock = clock.Add(30 * time.Second)
+		mu.Unlock()
+		ticks <- clock
+	}
+	mu.Lock()
+	clock = clock.Add(14 * time.Second)
+	mu.Unlock()
 	s.End(true)
+	if asked != Heartbeat || Heartbeat > 30*time.Second {
+		t.Errorf("heartbeat every %s", asked)
+	}
+	for _, want := range []string{"09:00:30   Building kube-apiserver: still running (30s)\n", "09:06:00   Building kube-apiserver: still running (6m0s)\n", "09:06:14 ✓ Building kube-apiserver (6m14s)\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("want %q in:\n%s", want, out.String())
+		}
+	}
+	s.now = time.Now
 	s.Start("Starting clusters")
 	s.End(false)
 	got := out.String()
