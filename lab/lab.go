@@ -66,17 +66,23 @@ var ErrMeshExists = errors.New("a mesh is already installed")
 
 // Plan resolves the provider and returns the lab's plan and its provider, without side effects.
 func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string) (*plan.Plan, provider.Provider, error) {
+	pl, p, _, err := m.plan(ctx, s, labName)
+	return pl, p, err
+}
+
+// plan is Plan, with the Istio installer its steps use (nil with SkipIstio).
+func (m *Manager) plan(ctx context.Context, s *scenario.Scenario, labName string) (*plan.Plan, provider.Provider, *istio.Installer, error) {
 	name, note, err := m.resolveProvider(ctx, s)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, err := m.provider(name, labName, s)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	steps, err := p.Plan(s)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	steps = append(steps, plan.Step{
 		Title:   "Writing the lab's kubeconfig",
@@ -100,16 +106,22 @@ func (m *Manager) Plan(ctx context.Context, s *scenario.Scenario, labName string
 		})
 	}
 	pl := &plan.Plan{Lab: labName, Provider: string(name)}
+	var in *istio.Installer
 	if !m.SkipIstio {
-		in := &istio.Installer{Lab: labName, S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out}
+		in = &istio.Installer{Lab: labName, S: s, Dir: m.Store.Dir(labName), Provider: p, Out: m.Out, CacheDir: m.CacheDir}
+		// A release is fetched and verified before anything is created.
+		steps = append(in.FetchSteps(), steps...)
 		steps = append(steps, in.Steps()...)
 		pl.Done = in.Close
+		if prev, err := m.Store.Load(labName); err == nil && prev.Istio && prev.Scenario.Istio.Version != s.Istio.Version {
+			pl.Notes = append(pl.Notes, istio.UpgradeNote(prev.Scenario, s))
+		}
 	}
 	pl.Steps = steps
 	if note != "" {
 		pl.Notes = append(pl.Notes, note)
 	}
-	return pl, p, nil
+	return pl, p, in, nil
 }
 
 func (m *Manager) resolveProvider(ctx context.Context, s *scenario.Scenario) (scenario.ProviderName, string, error) {
@@ -166,7 +178,7 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	if !fresh && !reflect.DeepEqual(prev.Scenario.Clusters, s.Clusters) {
 		return fmt.Errorf("lab %q exists with other clusters; `mclab down --name %s` first, or choose another --name", labName, labName)
 	}
-	pl, p, err := m.Plan(ctx, s, labName)
+	pl, p, installer, err := m.plan(ctx, s, labName)
 	if err != nil {
 		return err
 	}
@@ -203,6 +215,11 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	runErr := pl.Execute(ctx, plan.NewStatus(m.Out))
 	if runErr == nil {
 		rec.Phase = state.Ready
+		if installer != nil {
+			if rel, err := installer.Release(ctx); err == nil {
+				rec.IstioRelease = &rel.IstioRelease
+			}
+		}
 		if err := m.Store.Save(rec); err != nil {
 			return err
 		}

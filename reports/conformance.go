@@ -11,6 +11,7 @@ package reports
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -133,12 +134,17 @@ type Implementation struct {
 
 // Environment is where it was tested.
 type Environment struct {
-	Lab               string   `json:"lab"`
-	Provider          string   `json:"provider"`
-	Topology          string   `json:"topology"`
-	KubernetesVersion string   `json:"kubernetesVersion"`
-	IstioVersion      string   `json:"istioVersion"`
-	Clusters          []string `json:"clusters"`
+	Lab               string `json:"lab"`
+	Provider          string `json:"provider"`
+	Topology          string `json:"topology"`
+	KubernetesVersion string `json:"kubernetesVersion"`
+	IstioVersion      string `json:"istioVersion"`
+	// IstioCharts is where the installed Istio's charts came from (a chart repository, or built in),
+	// with each verified archive's digest; IstioPilot where pilot-discovery came from.
+	IstioCharts       string            `json:"istioCharts,omitempty"`
+	IstioChartDigests map[string]string `json:"istioChartDigests,omitempty"`
+	IstioPilot        string            `json:"istioPilot,omitempty"`
+	Clusters          []string          `json:"clusters"`
 }
 
 // ProfileReport is one profile's results: core (Required) and extended (Optional) tests.
@@ -387,6 +393,9 @@ func (cr *ConformanceReport) Markdown() string {
 	icon := map[string]string{Conformant: "✅", NonConformant: "❌", Inconclusive: "⚠️"}[cr.Verdict]
 	fmt.Fprintf(&b, "### mclab verify: %s %s\n\n", icon, cr.VerdictLine())
 	fmt.Fprintf(&b, "Lab `%s` (provider %s, %s), Istio %s, Kubernetes %s\n\n", cr.Environment.Lab, cr.Environment.Provider, cr.Implementation.Model, orUnknown(cr.Environment.IstioVersion), orUnknown(cr.Environment.KubernetesVersion))
+	if e := cr.Environment; e.IstioCharts != "" {
+		fmt.Fprintf(&b, "Istio's charts: %s%s; pilot-discovery: %s\n\n", e.IstioCharts, digestList(e.IstioChartDigests), orUnknown(e.IstioPilot))
+	}
 	for _, r := range cr.Reasons {
 		fmt.Fprintf(&b, "- %s\n", mdEscape(r))
 	}
@@ -415,4 +424,15 @@ func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " "
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+func digestList(d map[string]string) string {
+	if len(d) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(d)) {
+		parts = append(parts, n+" "+d[n])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -24,6 +24,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 </style></head><body>
 <h1>mclab conformance: {{.R.Environment.Lab}} <span class="{{.R.Verdict}}">{{.R.Verdict}}</span></h1>
 <p>Istio {{.R.Implementation.Version}} ({{.R.Implementation.Model}}) on provider {{.R.Environment.Provider}}, {{.R.Date}}</p>
+{{with .R.Environment.IstioCharts}}<p class="source">Istio's charts: {{.}}{{range $n, $d := $.R.Environment.IstioChartDigests}} · {{$n}} <code>{{$d}}</code>{{end}}{{with $.R.Environment.IstioPilot}}; pilot-discovery: {{.}}{{end}}</p>{{end}}
 {{with .Pic}}<svg width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="topology: meshes, networks, clusters, east-west gateways, and which primary serves which remote">
 <defs><marker id="arrow-serves" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#7a4fb5"/></marker><marker id="arrow-exports" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#e07b00"/></marker></defs>
 {{range .Meshes}}<rect class="mesh" x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" rx="12"/><text class="mesh-title" x="{{.X}}" y="{{.Y}}" dx="14" dy="20">{{.Title}}</text>

@@ -23,6 +23,9 @@ type scenarioFlags struct {
 	offlineImages bool
 	samples       string
 	contexts      []string
+	istioVersion  string
+	chartRepo     string
+	hub           string
 	g             *globals
 }
 
@@ -37,6 +40,9 @@ func (f *scenarioFlags) add(cmd *cobra.Command, g *globals) {
 	fs.StringVar(&f.provider, "provider", "", "auto, kind, local or existing (default: the scenario's, else auto)")
 	fs.StringVar(&f.name, "name", "", "lab name (default: the scenario's name)")
 	fs.BoolVar(&f.offlineImages, "offline-images", false, "kind: build the images the lab needs from source and load them into the nodes (no registry needed; provider.kind.offlineImages)")
+	fs.StringVar(&f.istioVersion, "istio-version", "", "Istio to install: a published release (e.g. 1.30.1: charts from Istio's chart repository, installed as Helm releases) or "+scenario.DefaultIstioVersion+", built in and offline (default: the scenario's, else "+scenario.DefaultIstioVersion+"); on a lab that exists, upgrades it in place (istio.version)")
+	fs.StringVar(&f.chartRepo, "istio-chart-repository", "", "Helm chart repository of a release's charts (default https://istio-release.storage.googleapis.com/charts; istio.chartRepository)")
+	fs.StringVar(&f.hub, "istio-hub", "", "registry and path of Istio's images (pilot, proxyv2), e.g. a mirror of docker.io/istio (istio.hub)")
 	fs.StringVar(&f.samples, "samples", "", "sample workloads: sidecar, proxyless (gRPC without Envoy), all or none (default: the scenario's, else proxyless with --offline-images, else sidecar; istio.samples)")
 }
 
@@ -112,8 +118,7 @@ func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string,
 			s.Provider.Existing.Contexts[cluster] = ctx
 		}
 	}
-	s.Default() // again: defaults that depend on what the flags changed (the federation's exports)
-	if err := s.Validate("flags"); err != nil {
+	if err := f.applyIstio(s); err != nil {
 		return nil, "", err
 	}
 	name := s.Name
@@ -124,6 +129,25 @@ func (f *scenarioFlags) resolve(cmd *cobra.Command) (*scenario.Scenario, string,
 		return nil, "", err
 	}
 	return s, name, nil
+}
+
+// applyIstio applies --istio-version and --istio-chart-repository to s (a scenario resolved from the
+// flags, or an existing lab's own), then defaults and validates it.
+func (f *scenarioFlags) applyIstio(s *scenario.Scenario) error {
+	if strings.Contains(f.istioVersion, ",") {
+		return fmt.Errorf("--istio-version %q: a lab runs one Istio version; for a version matrix run one lab per version (ci/ workflows: the istio-version matrix)", f.istioVersion)
+	}
+	if f.istioVersion != "" {
+		s.Istio.Version = f.istioVersion
+	}
+	if f.chartRepo != "" {
+		s.Istio.ChartRepository = f.chartRepo
+	}
+	if f.hub != "" {
+		s.Istio.Hub = f.hub
+	}
+	s.Default() // again: defaults that depend on what the flags changed (the federation's exports)
+	return s.Validate("flags")
 }
 
 func validLabName(name string) error {

@@ -23,6 +23,8 @@ A failed or interrupted up of a new lab removes everything it made (--retain kee
 		Example: `  mclab up --topology multi-network --provider local
   mclab up --scenario istio-ci
   mclab up --name multi-network            # converge an existing lab with its own scenario
+  mclab up --topology multi-network --istio-version 1.30.1   # a published release, as Helm releases
+  mclab up --name multi-network --istio-version 1.31.0       # upgrade the lab's Istio in place
   mclab up --scenario ./my-lab.yaml --name demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -31,8 +33,12 @@ A failed or interrupted up of a new lab removes everything it made (--retain kee
 				return err
 			}
 			// `mclab up --name LAB` on a lab that exists converges it with its own scenario.
+			// --istio-version on such a lab upgrades its Istio in place.
 			if rec, err := m.Store.Load(o.name); err == nil && o.name != "" && !o.choosesScenario(cmd) {
 				m.SkipIstio = o.skipIstio || !rec.Istio
+				if err := o.applyIstio(rec.Scenario); err != nil {
+					return err
+				}
 				return m.Up(cmd.Context(), rec.Scenario, o.name)
 			}
 			s, name, err := o.resolve(cmd)

@@ -177,6 +177,9 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 		t.Forward = tp.Tunnel().PortForward
 	}
 	env = reports.Environment{Lab: o.name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
+	if r := rec.IstioRelease; r != nil {
+		env.IstioCharts, env.IstioChartDigests, env.IstioPilot = r.Charts, r.ChartDigests, r.Pilot
+	}
 	var down []string
 	for _, c := range rec.Scenario.Clusters {
 		kc, err := p.Kubeconfig(ctx, c.Name, provider.FromHost)

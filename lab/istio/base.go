@@ -30,8 +30,9 @@ const (
 	LabLabel = "mclab.dev/lab"
 )
 
-// installBase creates istio-system (network label; controlPlaneClusters on remotes), applies the base
-// chart (CRDs, the reader service account), the cacerts Secret and the reader's token Secret.
+// installBase creates istio-system (network label; controlPlaneClusters on remotes), installs the base
+// chart as Helm release istio-base (CRDs, the reader service account), applies the cacerts Secret and
+// the reader's token Secret.
 func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error {
 	kc, err := in.client(ctx, c.Name)
 	if err != nil {
@@ -47,11 +48,15 @@ func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error 
 	if err := kc.ApplyTyped(ctx, ns); err != nil {
 		return err
 	}
-	base, err := in.baseManifest(c)
+	values, err := in.baseValues(c)
 	if err != nil {
 		return err
 	}
-	if err := kc.ApplyManifest(ctx, base, IstioNamespace); err != nil {
+	r, err := in.helmRelease(ctx, c, ReleaseBase, ChartBase, values, nil)
+	if err != nil {
+		return err
+	}
+	if err := kc.WaitEstablished(ctx, r.Manifest); err != nil {
 		return err
 	}
 	cc, err := pki.ReadCACerts(in.cacertsDir(c.Name))
@@ -81,21 +86,34 @@ func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error 
 // baseManifest renders the base chart for cluster c: CRDs, the reader service account and the default
 // validating webhook (by URL when istiod runs as a process).
 func (in *Installer) baseManifest(c scenario.Cluster) (string, error) {
-	values := map[string]any{"global": map[string]any{"istioNamespace": IstioNamespace}}
-	if host, err := in.webhookHost(c); err != nil {
+	values, err := in.baseValues(c)
+	if err != nil {
 		return "", err
-	} else if host != "" {
-		root, err := in.readRoot(c.Name)
-		if err != nil {
-			return "", err
-		}
-		values["base"] = ValidationWebhookValues(host, root)
 	}
-	base, err := in.renderer().Render(ChartBase, "istio-base", IstioNamespace, values)
+	r, err := in.renderer()
+	if err != nil {
+		return "", err
+	}
+	base, err := r.Render(ChartBase, ReleaseBase, IstioNamespace, values)
 	if err != nil {
 		return "", err
 	}
 	return base.Manifest(), nil
+}
+
+// baseValues are the base chart's values for cluster c.
+func (in *Installer) baseValues(c scenario.Cluster) (map[string]any, error) {
+	values := map[string]any{"global": map[string]any{"istioNamespace": IstioNamespace}}
+	if host, err := in.webhookHost(c); err != nil {
+		return nil, err
+	} else if host != "" {
+		root, err := in.readRoot(c.Name)
+		if err != nil {
+			return nil, err
+		}
+		values["base"] = ValidationWebhookValues(host, root)
+	}
+	return values, nil
 }
 
 // readerToken waits for the token controller to fill the reader's token Secret and returns the token

@@ -29,7 +29,8 @@ func (in *Installer) gatewayAddress(cluster string) (string, error) {
 	return "", fmt.Errorf("%s's east-west gateway has no address yet", cluster)
 }
 
-// eastWestGateway installs cluster c's east-west gateway from the gateway chart, gives its Service an
+// eastWestGateway installs cluster c's east-west gateway from the gateway chart (Helm release
+// istio-eastwestgateway), gives its Service an
 // address where the lab assigns them, and applies Istio's expose-services (primaries of multi-network
 // meshes) and expose-istiod (primaries serving remotes) samples.
 func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) error {
@@ -37,11 +38,7 @@ func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) er
 	if err != nil {
 		return err
 	}
-	gw, err := in.gatewayManifest(c)
-	if err != nil {
-		return err
-	}
-	if err := kc.ApplyManifest(ctx, gw, IstioNamespace); err != nil {
+	if _, err := in.helmRelease(ctx, c, EastWestGatewayName, ChartGateway, in.gatewayValues(c), nil); err != nil {
 		return err
 	}
 	if lb, ok := in.Provider.(provider.LoadBalancerAssigner); ok && in.Provider.Capabilities().LoadBalancer == "lab-assigned" {
@@ -65,17 +62,26 @@ func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) er
 
 // gatewayManifest renders cluster c's east-west gateway from the gateway chart.
 func (in *Installer) gatewayManifest(c scenario.Cluster) (string, error) {
+	r, err := in.renderer()
+	if err != nil {
+		return "", err
+	}
+	out, err := r.Render(ChartGateway, EastWestGatewayName, IstioNamespace, in.gatewayValues(c))
+	if err != nil {
+		return "", err
+	}
+	return out.Manifest(), nil
+}
+
+// gatewayValues are the gateway chart's values for cluster c's east-west gateway.
+func (in *Installer) gatewayValues(c scenario.Cluster) map[string]any {
 	values := EastWestGatewayValues(c)
 	if scenario.OfflineImages(in.S) {
 		// The chart's "image: auto" has no tag, so Kubernetes defaults the pull policy to Always and the
 		// node would pull the injected proxyv2 image instead of using the one loaded into it.
 		values["imagePullPolicy"] = "IfNotPresent"
 	}
-	r, err := in.renderer().Render(ChartGateway, EastWestGatewayName, IstioNamespace, values)
-	if err != nil {
-		return "", err
-	}
-	return r.Manifest(), nil
+	return values
 }
 
 // exposeFixtures are Istio's samples applied with cluster c's gateway: expose-services on primaries of

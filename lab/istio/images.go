@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"mclab.dev/mclab/lab/istio/release"
 	"mclab.dev/mclab/lab/scenario"
 )
 
@@ -14,14 +15,21 @@ const (
 	DefaultTag = "latest"
 )
 
-// ImageRef is the reference of one of Istio's images (pilot, proxyv2) for a scenario.
+// ImageRef is the reference of one of Istio's images (pilot, proxyv2) for a scenario: istio.hub and
+// istio.tag, else the built-in charts' defaults, or for a release docker.io/istio and its version.
 func ImageRef(s *scenario.Scenario, name string) string {
 	hub, tag := s.Istio.Hub, s.Istio.Tag
 	if hub == "" {
 		hub = DefaultHub
+		if IsRelease(s) {
+			hub = release.DefaultHub
+		}
 	}
 	if tag == "" {
 		tag = DefaultTag
+		if IsRelease(s) {
+			tag = s.Istio.Version
+		}
 	}
 	return hub + "/" + name + ":" + tag
 }

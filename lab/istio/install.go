@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,24 +30,25 @@ type Installer struct {
 	Dir string
 	// Provider runs the lab's clusters.
 	Provider provider.Provider
-	// Charts is Istio's manifests tree (EmbeddedCharts by default).
-	Charts fs.FS
+	// CacheDir is mclab's cache, where a release's charts and pilot-discovery are kept.
+	CacheDir string
 	// Out receives progress detail.
 	Out io.Writer
 
 	mu      sync.Mutex
+	rel     *Release
 	clients map[string]*kube.Client
 	eps     *Endpoints
 }
 
 func (in *Installer) topo() Topology { return Topology{S: in.S} }
 
-func (in *Installer) renderer() *Renderer {
-	charts := in.Charts
-	if charts == nil {
-		charts = EmbeddedCharts()
+func (in *Installer) renderer() (*Renderer, error) {
+	rel, err := in.Release(context.Background())
+	if err != nil {
+		return nil, err
 	}
-	return &Renderer{Charts: charts}
+	return &Renderer{Charts: rel.charts}, nil
 }
 
 // client returns (and caches) a client for a cluster, from the provider's host kubeconfig.

@@ -51,6 +51,19 @@ func (in *Installer) processes() (provider.IstiodProcesses, bool) {
 
 // renderIstiod renders the istiod chart for cluster c with its role's values.
 func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
+	values, err := in.istiodValues(c)
+	if err != nil {
+		return nil, err
+	}
+	r, err := in.renderer()
+	if err != nil {
+		return nil, err
+	}
+	return r.Render(ChartIstiod, ReleaseIstiod, IstioNamespace, values)
+}
+
+// istiodValues are the istiod chart's values for cluster c's role.
+func (in *Installer) istiodValues(c scenario.Cluster) (map[string]any, error) {
 	t := in.topo()
 	serving := t.Serving(c)
 	cc, err := pki.ReadCACerts(in.cacertsDir(c.Name))
@@ -78,7 +91,7 @@ func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
 	if _, multiRoot := fed["caCertificates"]; multiRoot {
 		values["pilot"] = map[string]any{"env": map[string]any{MultiRootEnv: "true"}}
 	}
-	return in.renderer().Render(ChartIstiod, "istiod", IstioNamespace, values)
+	return values, nil
 }
 
 // webhookHost is host:port of the webhook port of the istiod serving c when it runs as a process
@@ -95,19 +108,25 @@ func (in *Installer) webhookHost(c scenario.Cluster) (string, error) {
 	return ep.Webhook, nil
 }
 
-// configureIstiod applies the istiod chart's cluster objects: RBAC, Services, mesh and injector
+// configureIstiod installs the istiod chart as Helm release istiod, for its cluster objects: RBAC, Services, mesh and injector
 // ConfigMaps, webhooks. A remote gets the remote profile's objects (injector webhook pointing at its
 // primary's istiod, reader RBAC, the istiod Service of remotePilotAddress).
 func (in *Installer) configureIstiod(ctx context.Context, c scenario.Cluster) error {
-	manifest, err := in.istiodManifest(c)
+	values, err := in.istiodValues(c)
 	if err != nil {
 		return err
 	}
-	kc, err := in.client(ctx, c.Name)
-	if err != nil {
-		return err
+	_, err = in.helmRelease(ctx, c, ReleaseIstiod, ChartIstiod, values, in.processOnly(c))
+	return err
+}
+
+// processOnly are the templates left out of cluster c's istiod release: the istiod pod's own, where
+// istiod runs as a process.
+func (in *Installer) processOnly(c scenario.Cluster) []string {
+	if _, process := in.processes(); process && c.Role == scenario.Primary {
+		return processOnly
 	}
-	return kc.ApplyManifest(ctx, manifest, IstioNamespace)
+	return nil
 }
 
 // istiodManifest renders what configureIstiod applies to cluster c: the istiod chart for its role, less
@@ -117,12 +136,10 @@ func (in *Installer) istiodManifest(c scenario.Cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, process := in.processes(); process && c.Role == scenario.Primary {
-		for _, name := range processOnly {
-			for k := range r {
-				if strings.HasSuffix(k, "/"+name) {
-					delete(r, k)
-				}
+	for _, name := range in.processOnly(c) {
+		for k := range r {
+			if strings.HasSuffix(k, "/"+name) {
+				delete(r, k)
 			}
 		}
 	}
@@ -174,6 +191,11 @@ func (in *Installer) startIstiod(ctx context.Context, c scenario.Cluster) error 
 		return err
 	}
 	spec.CACertsDir = in.cacertsDir(c.Name)
+	rel, err := in.Release(ctx)
+	if err != nil {
+		return err
+	}
+	spec.Binary = rel.PilotDiscovery
 	return pp.StartIstiod(ctx, c.Name, spec)
 }
 

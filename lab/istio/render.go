@@ -17,20 +17,56 @@ import (
 	"istio.io/istio/manifests"
 )
 
-// Chart paths inside Istio's manifests tree (istio.io/istio manifests/charts).
+// The charts mclab installs, as Istio's chart repository names them.
 const (
-	ChartBase    = "charts/base"
-	ChartIstiod  = "charts/istio-control/istio-discovery"
-	ChartGateway = "charts/gateway"
+	ChartBase    = "base"
+	ChartIstiod  = "istiod"
+	ChartGateway = "gateway"
 )
 
+// embeddedChartPaths are those charts' paths inside Istio's manifests tree (istio.io/istio manifests).
+var embeddedChartPaths = map[string]string{
+	ChartBase:    "charts/base",
+	ChartIstiod:  "charts/istio-control/istio-discovery",
+	ChartGateway: "charts/gateway",
+}
+
+// Charts yields Istio's charts by name (ChartBase, ChartIstiod, ChartGateway).
+type Charts interface {
+	Load(name string) (*chart.Chart, error)
+}
+
 // EmbeddedCharts are the charts of the pinned istio.io/istio module, for offline use.
-func EmbeddedCharts() fs.FS { return manifests.FS }
+func EmbeddedCharts() Charts { return TreeCharts{FS: manifests.FS} }
+
+// TreeCharts reads the charts from a tree laid out as Istio's manifests directory.
+type TreeCharts struct{ FS fs.FS }
+
+// Load implements Charts.
+func (t TreeCharts) Load(name string) (*chart.Chart, error) {
+	p, ok := embeddedChartPaths[name]
+	if !ok {
+		return nil, fmt.Errorf("no chart %q", name)
+	}
+	return loadTree(t.FS, p)
+}
+
+// LoadedCharts are charts already loaded (a release's, fetched from its chart repository).
+type LoadedCharts map[string]*chart.Chart
+
+// Load implements Charts.
+func (l LoadedCharts) Load(name string) (*chart.Chart, error) {
+	ch, ok := l[name]
+	if !ok {
+		return nil, fmt.Errorf("no chart %q in the release", name)
+	}
+	return ch, nil
+}
 
 // Renderer renders Istio's charts as `helm template` does.
 type Renderer struct {
-	// Charts holds Istio's manifests tree (EmbeddedCharts, or a released version's charts on disk).
-	Charts fs.FS
+	// Charts yields Istio's charts (EmbeddedCharts, or a release's).
+	Charts Charts
 	// KubeVersion is the cluster version the charts are rendered for (default v1.37.0).
 	KubeVersion string
 }
@@ -64,7 +100,7 @@ func (r Rendered) Template(name string) (string, bool) {
 
 // Render renders the chart at chartPath as release name in namespace with values.
 func (r *Renderer) Render(chartPath, name, namespace string, values map[string]any) (Rendered, error) {
-	ch, err := r.load(chartPath)
+	ch, err := r.Charts.Load(chartPath)
 	if err != nil {
 		return nil, err
 	}
@@ -96,13 +132,13 @@ func (r *Renderer) Render(chartPath, name, namespace string, values map[string]a
 	return res, nil
 }
 
-func (r *Renderer) load(chartPath string) (*chart.Chart, error) {
+func loadTree(fsys fs.FS, chartPath string) (*chart.Chart, error) {
 	var files []*loader.BufferedFile
-	err := fs.WalkDir(r.Charts, chartPath, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, chartPath, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		data, err := fs.ReadFile(r.Charts, p)
+		data, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
 		}

@@ -154,6 +154,9 @@ type IstiodSpec struct {
 	Args []string
 	// CACertsDir holds the plugged-in CA (ROOT_CA_DIR).
 	CACertsDir string
+	// Binary is the pilot-discovery to run (a release's, verified); "" runs the provider's own. An istiod
+	// running another binary is restarted on it (an upgrade).
+	Binary string
 }
 
 // LoadBalancerAssigner is implemented by providers whose Capabilities.LoadBalancer is "lab-assigned":

@@ -159,11 +159,17 @@ type IstiodAddresses struct {
 type Istio struct {
 	// Model is multi-primary (default), primary-remote or federated.
 	Model Model `json:"model,omitempty"`
-	// Version is the Istio version to install (default DefaultIstioVersion).
+	// Version is the Istio version to install: DefaultIstioVersion (the charts and pilot-discovery built
+	// into mclab, offline) or a published release such as 1.30.1, whose charts come from
+	// ChartRepository and whose images (and, on the local provider, pilot-discovery) from Hub.
 	Version string `json:"version,omitempty"`
+	// ChartRepository is the Helm chart repository of a release's charts (default Istio's,
+	// https://istio-release.storage.googleapis.com/charts).
+	ChartRepository string `json:"chartRepository,omitempty"`
 	// Hub and Tag are the registry and tag of Istio's images (pilot, proxyv2) where istiod and sidecars
-	// run in containers (kind, existing). Default: the charts' own (registry.istio.io/testing, latest for
-	// the built-in 1.31-dev charts). Set them to a release's (docker.io/istio, 1.x.y) or to a mirror.
+	// run in containers (kind, existing), and of the pilot image the local provider takes a release's
+	// pilot-discovery from. Default: registry.istio.io/testing and latest for the built-in 1.31-dev
+	// charts; docker.io/istio and the version for a release. Set them to a mirror if you have one.
 	Hub string `json:"hub,omitempty"`
 	Tag string `json:"tag,omitempty"`
 	// Federation configures the federated model.

@@ -3,10 +3,12 @@ package scenario
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -336,6 +338,18 @@ func (s *Scenario) Mesh(cluster string) *Mesh {
 // validateImages checks Istio's image hub and tag and the kind provider's image options.
 func (s *Scenario) validateImages() field.ErrorList {
 	var errs field.ErrorList
+	if v := s.Istio.Version; v != "" && v != DefaultIstioVersion {
+		if _, err := semver.StrictNewVersion(v); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("istio", "version"), v, "give a published Istio release such as 1.30.1 (MAJOR.MINOR.PATCH, as in Istio's chart repository), or "+DefaultIstioVersion+" for the Istio built into mclab"))
+		}
+	}
+	if r := s.Istio.ChartRepository; r != "" {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, field.Invalid(field.NewPath("istio", "chartRepository"), r, "give a Helm chart repository URL (http or https), e.g. https://istio-release.storage.googleapis.com/charts"))
+		} else if s.Istio.Version == DefaultIstioVersion {
+			errs = append(errs, field.Invalid(field.NewPath("istio", "chartRepository"), r, "the built-in "+DefaultIstioVersion+" uses the charts built into mclab; set istio.version (--istio-version) to a release to take charts from a repository"))
+		}
+	}
 	if h := s.Istio.Hub; h != "" && (strings.ContainsAny(h, " \t@") || strings.HasSuffix(h, "/") || strings.Contains(h, "://")) {
 		errs = append(errs, field.Invalid(field.NewPath("istio", "hub"), h, "give a registry and path without scheme or trailing slash, e.g. docker.io/istio"))
 	}

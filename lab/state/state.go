@@ -64,6 +64,23 @@ type Lab struct {
 	Scenario *scenario.Scenario `json:"scenario"`
 	// Istio is true when `up` installs Istio (not --skip-istio).
 	Istio bool `json:"istio"`
+	// IstioRelease is the Istio the last successful `up` installed and where it came from.
+	IstioRelease *IstioRelease `json:"istioRelease,omitempty"`
+}
+
+// IstioRelease is an installed Istio: its version and the verified sources of its charts and programs.
+type IstioRelease struct {
+	// Version is the Istio version.
+	Version string `json:"version"`
+	// Charts says where the charts came from (the chart repository, or built in).
+	Charts string `json:"charts"`
+	// ChartDigests are the verified chart archives' sha256 digests by chart name (releases only).
+	ChartDigests map[string]string `json:"chartDigests,omitempty"`
+	// Pilot is where pilot-discovery came from: the pilot image with its manifest digest (a release on
+	// the local provider), or the built-in source.
+	Pilot string `json:"pilot,omitempty"`
+	// PilotDiscovery is the verified program the local provider's istiod processes run (releases).
+	PilotDiscovery string `json:"pilotDiscovery,omitempty"`
 }
 
 // Store is a state root.

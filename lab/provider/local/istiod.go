@@ -59,7 +59,17 @@ func (p *Provider) StartIstiod(ctx context.Context, cluster string, spec provide
 	if err != nil {
 		return err
 	}
+	bin := spec.Binary
+	if bin == "" {
+		bin = p.bins.Path("pilot-discovery")
+	}
 	rec, _ := loadRecord(l.proc("istiod"))
+	if rec.alive() && len(rec.Args) > 0 && rec.Args[0] != bin {
+		fmt.Fprintf(p.cfg.Out, "restarting istiod of %s on %s (was %s)\n", cluster, bin, rec.Args[0])
+		if err := stopAll([]*procRecord{rec}, 10*time.Second); err != nil {
+			return fmt.Errorf("stopping istiod of %s to upgrade it: %w", cluster, err)
+		}
+	}
 	if !rec.alive() {
 		if busy := busyPorts(Ports{"istiod": ps[PortIstiodGRPC], "http": ps[PortIstiodHTTP], "hooks": ps[PortIstiodHooks]}); len(busy) > 0 {
 			return fmt.Errorf("istiod of %s cannot start: ports %v on 127.0.0.1 are taken by another program", cluster, busy)
@@ -79,7 +89,7 @@ func (p *Provider) StartIstiod(ctx context.Context, cluster string, spec provide
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		r, err := startProcess("istiod", p.bins.Path("pilot-discovery"), args, env, dir, l.log("istiod"), l.proc("istiod"))
+		r, err := startProcess("istiod", bin, args, env, dir, l.log("istiod"), l.proc("istiod"))
 		if err != nil {
 			return fmt.Errorf("istiod of %s: %w", cluster, err)
 		}
