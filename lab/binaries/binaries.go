@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -134,6 +135,33 @@ type Builder struct {
 	Go string
 	// Out receives progress lines.
 	Out io.Writer
+	// From is FromSource or FromRelease (default $MCLAB_UPSTREAM_FROM, else FromSource).
+	From string
+	// Artifacts are the release artifacts' locations (default DefaultReleaseArtifacts).
+	Artifacts *ReleaseArtifacts
+	// HTTP downloads release artifacts (default http.DefaultClient).
+	HTTP *http.Client
+}
+
+func (b *Builder) from() (string, error) {
+	f := b.From
+	if f == "" {
+		f = os.Getenv(EnvFrom)
+	}
+	switch f {
+	case "", FromSource:
+		return FromSource, nil
+	case FromRelease:
+		return FromRelease, nil
+	}
+	return "", fmt.Errorf("upstream programs from %q: use %s (build from pinned source) or %s (official release artifacts, checksums verified)", f, FromSource, FromRelease)
+}
+
+func (b *Builder) artifacts() ReleaseArtifacts {
+	if b.Artifacts != nil {
+		return *b.Artifacts
+	}
+	return DefaultReleaseArtifacts
 }
 
 // Ensure returns the set of programs, building it first when the cache does not hold it. A set in
@@ -150,10 +178,22 @@ func (b *Builder) Ensure(ctx context.Context) (Set, error) {
 	if err != nil {
 		return Set{}, err
 	}
+	from, err := b.from()
+	if err != nil {
+		return Set{}, err
+	}
 	dir := filepath.Join(b.CacheDir, "upstream", Key(goVersion))
 	set := Set{Dir: filepath.Join(dir, "bin")}
 	if len(set.Missing()) == 0 {
 		return set, nil
+	}
+	// A set of release artifacts made earlier (`mclab tools --from release`) serves as well.
+	rdir := filepath.Join(b.CacheDir, "release", releaseKey(b.artifacts(), goVersion))
+	if rset := (Set{Dir: filepath.Join(rdir, "bin")}); len(rset.Missing()) == 0 || from == FromRelease {
+		if len(rset.Missing()) == 0 {
+			return rset, nil
+		}
+		dir, set = rdir, rset
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return set, err
@@ -165,6 +205,13 @@ func (b *Builder) Ensure(ctx context.Context) (Set, error) {
 	defer unlock()
 	if len(set.Missing()) == 0 { // another mclab built it while we waited
 		return set, nil
+	}
+	if from == FromRelease {
+		staging := filepath.Join(dir, "bin.partial")
+		fmt.Fprintf(b.Out, "Fetching Kubernetes %s, etcd %s and kwok %s from their release artifacts (checksums verified) into %s\n", Versions["kubernetes"], Versions["etcd"], Versions["kwok"], set.Dir)
+		if err := b.artifacts().FetchReleases(ctx, b.HTTP, staging, b.Out); err != nil {
+			return set, err
+		}
 	}
 	return set, b.build(ctx, goCmd, dir, set)
 }
@@ -211,7 +258,7 @@ func (b *Builder) build(ctx context.Context, goCmd, dir string, set Set) error {
 	for i, p := range Programs {
 		out := filepath.Join(staging, p.Name)
 		if _, err := os.Stat(out); err == nil {
-			fmt.Fprintf(b.Out, " ✓ %s (%d/%d) already built\n", p.Name, i+1, len(Programs))
+			fmt.Fprintf(b.Out, " ✓ %s (%d/%d) already there\n", p.Name, i+1, len(Programs))
 			continue
 		}
 		left := "about " + (ColdBuild - time.Since(total)).Round(time.Minute).String() + " left if the cache is cold"

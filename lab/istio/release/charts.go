@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"helm.sh/helm/v3/pkg/cli"
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/repo"
+
+	"mclab.dev/mclab/lab/fetch"
 )
 
 // DefaultChartRepository is Istio's Helm chart repository (istio.io's Helm install docs:
@@ -74,13 +75,7 @@ func (f *Fetcher) getters() getter.Providers {
 }
 
 // ChecksumError is a fetched artifact whose digest is not the published one.
-type ChecksumError struct {
-	What, URL, Want, Got string
-}
-
-func (e *ChecksumError) Error() string {
-	return fmt.Sprintf("refusing %s from %s: its sha256 is %s, but the published digest is %s (a tampered or corrupted download, or a repository serving other bytes than it indexes)", e.What, e.URL, e.Got, e.Want)
-}
+type ChecksumError = fetch.ChecksumError
 
 // Charts fetches the named charts of version from repoURL: the index through Helm's ChartRepository,
 // then each archive, checked against the index's digest, cached as istio/charts/<name>-<version>-<digest>.tgz.
@@ -206,30 +201,6 @@ func schemeOf(url string) string {
 	return "https"
 }
 
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
+func sha256Hex(b []byte) string { return strings.TrimPrefix(fetch.SHA256(b), "sha256:") }
 
-// writeAtomic writes data to path through a temporary file and a rename, so an interrupted write never
-// leaves a partial file at path.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".partial-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), mode)); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
-}
+func writeAtomic(path string, data []byte, mode os.FileMode) error { return fetch.WriteAtomic(path, data, mode) }

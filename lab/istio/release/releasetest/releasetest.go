@@ -172,7 +172,8 @@ type Pilot struct {
 }
 
 // PushPilot pushes <host>/<repository>/pilot:<tag>, laid out as Istio's pilot image: a base layer, then
-// a layer holding pilot-discovery (the program at binary) at usr/local/bin/pilot-discovery.
+// a layer holding pilot-discovery (the program at binary) at usr/local/bin/pilot-discovery and the tag
+// at etc/istio/version.
 func (r *Registry) PushPilot(repository, tag, binary string) (*Pilot, error) {
 	prog, err := os.ReadFile(binary)
 	if err != nil {
@@ -182,7 +183,8 @@ func (r *Registry) PushPilot(repository, tag, binary string) (*Pilot, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin, err := layer(map[string][]byte{"usr/local/bin/pilot-discovery": prog})
+	// The version file makes each tag's layer its own (equal layers would share one digest and blob).
+	bin, err := layer(map[string][]byte{"usr/local/bin/pilot-discovery": prog, "etc/istio/version": []byte(tag + "\n")})
 	if err != nil {
 		return nil, err
 	}
