@@ -203,4 +203,6 @@ func schemeOf(url string) string {
 
 func sha256Hex(b []byte) string { return strings.TrimPrefix(fetch.SHA256(b), "sha256:") }
 
-func writeAtomic(path string, data []byte, mode os.FileMode) error { return fetch.WriteAtomic(path, data, mode) }
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	return fetch.WriteAtomic(path, data, mode)
+}
