@@ -1,5 +1,5 @@
 # mclab: labs and conformance gates for Istio multi-cluster meshes.
-#   make lab TOPOLOGY=multi-network MODEL=multi-primary CLUSTERS=2 PROVIDER=auto
+#   make lab TOPOLOGY=multi-network MODEL=multi-primary CLUSTERS=2 PROVIDER=auto [ISTIO_VERSION=1.30.1]
 #   make status / make down / make test / make tools
 
 TOPOLOGY ?= multi-network
@@ -25,11 +25,11 @@ build:
 
 ## lab: create (or converge) a lab of the given topology and model
 lab: build
-	$(MCLAB) up --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OFFLINE_IMAGES),--offline-images)
+	$(MCLAB) up --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OFFLINE_IMAGES),--offline-images) $(if $(ISTIO_VERSION),--istio-version $(ISTIO_VERSION))
 
 ## plan: print what `make lab` would do
 plan: build
-	$(MCLAB) plan --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OFFLINE_IMAGES),--offline-images)
+	$(MCLAB) plan --topology $(TOPOLOGY) --model $(MODEL) --clusters $(CLUSTERS) --provider $(PROVIDER) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(OFFLINE_IMAGES),--offline-images) $(if $(ISTIO_VERSION),--istio-version $(ISTIO_VERSION))
 
 ## down: delete the lab (NAME=... or ALL=1)
 down: build

@@ -21,6 +21,7 @@ type workflow struct {
 			Matrix struct {
 				Topology []string `json:"topology"`
 				Model    []string `json:"model"`
+				Istio    []string `json:"istio-version"`
 			} `json:"matrix"`
 		} `json:"strategy"`
 		Steps []struct {
@@ -53,6 +54,26 @@ func TestWorkflowsCoverTheMatrixWithRealTargets(t *testing.T) {
 						t.Errorf("%s job %s: matrix lacks topology %s", f, name, tp)
 					}
 				}
+				if len(m.Istio) == 0 {
+					t.Errorf("%s job %s: no istio-version matrix", f, name)
+				}
+				for _, v := range m.Istio {
+					s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					s.Istio.Version = v
+					if err := s.Validate(f); err != nil {
+						t.Errorf("%s job %s: istio-version %q: %v", f, name, v, err)
+					}
+				}
+				passes := false
+				for _, s := range job.Steps {
+					passes = passes || strings.Contains(s.Run, "make -C mclab lab") && strings.Contains(s.Run, "ISTIO_VERSION=${{ matrix.istio-version }}")
+				}
+				if !passes {
+					t.Errorf("%s job %s: the lab step does not pass ISTIO_VERSION=${{ matrix.istio-version }}", f, name)
+				}
 				for _, md := range scenario.Models {
 					if !slices.Contains(m.Model, string(md)) {
 						t.Errorf("%s job %s: matrix lacks model %s", f, name, md)
@@ -72,6 +93,9 @@ func TestWorkflowsCoverTheMatrixWithRealTargets(t *testing.T) {
 					}
 				}
 			}
+		}
+		if !strings.Contains(string(makefile), "$(if $(ISTIO_VERSION),--istio-version $(ISTIO_VERSION))") {
+			t.Errorf("the Makefile's lab target does not pass ISTIO_VERSION")
 		}
 		if !covered {
 			t.Errorf("%s runs no models x topologies matrix", f)

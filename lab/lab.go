@@ -355,6 +355,8 @@ type Status struct {
 	Clusters     []provider.ClusterInfo `json:"clusters"`
 	// Istio is Istio's state per cluster, when the lab has Istio.
 	Istio []istio.ClusterStatus `json:"istio,omitempty"`
+	// IstioRelease is the Istio the last successful up installed and where it came from.
+	IstioRelease *state.IstioRelease `json:"istioRelease,omitempty"`
 }
 
 // Ready reports whether the lab finished `up` and every cluster is Ready.
@@ -392,6 +394,7 @@ func (m *Manager) Status(ctx context.Context, labName string) (*Status, error) {
 	st := &Status{
 		Name: labName, Provider: rec.Provider, Phase: rec.Phase, Model: rec.Scenario.Istio.Model,
 		Kubeconfig: m.Store.Kubeconfig(labName), Capabilities: p.Capabilities(), Clusters: clusters,
+		IstioRelease: rec.IstioRelease,
 	}
 	allUp := true
 	for _, c := range clusters {

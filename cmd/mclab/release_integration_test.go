@@ -134,6 +134,10 @@ func TestIntegrationIstioRelease(t *testing.T) {
 		}
 	}
 	verifyConformant(t, bin, stateDir, "after upgrade", repo.URL, pilots[v2])
+	status, _, _ := mclab(t, bin, stateDir, "status", "--name", "rel")
+	if want := "Istio " + v2 + ": charts " + repo.URL; !strings.Contains(status, want) || !strings.Contains(status, pilots[v2].Digest) {
+		t.Errorf("status does not name the Istio release and its sources (%q, %s):\n%s", want, pilots[v2].Digest, status)
+	}
 }
 
 // checkReleases lists the Helm releases of every cluster with the Helm SDK (what `helm list -A` shows)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -62,6 +64,16 @@ can wait on it.`,
 
 func printStatus(w io.Writer, st *lab.Status) {
 	fmt.Fprintf(w, "Lab %s: %s, provider %s, model %s\n", st.Name, st.Phase, st.Provider, st.Model)
+	if r := st.IstioRelease; r != nil {
+		fmt.Fprintf(w, "Istio %s: charts %s", r.Version, r.Charts)
+		for _, n := range slices.Sorted(maps.Keys(r.ChartDigests)) {
+			fmt.Fprintf(w, "; %s %s", n, r.ChartDigests[n])
+		}
+		if r.Pilot != "" {
+			fmt.Fprintf(w, "; pilot-discovery %s", r.Pilot)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "Kubeconfig: %s\n", st.Kubeconfig)
 	if !st.Capabilities.RunsContainers {
 		fmt.Fprintf(w, "Note: %s\n", st.Capabilities.NoContainersReason)
