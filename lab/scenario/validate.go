@@ -343,6 +343,9 @@ func (s *Scenario) validateImages() field.ErrorList {
 			errs = append(errs, field.Invalid(field.NewPath("istio", "version"), v, "give a published Istio release such as 1.30.1 (MAJOR.MINOR.PATCH, as in Istio's chart repository), or "+DefaultIstioVersion+" for the Istio built into mclab"))
 		}
 	}
+	if v := s.Istio.Version; v != "" && v != DefaultIstioVersion && OfflineImages(s) {
+		errs = append(errs, field.Invalid(field.NewPath("provider", "kind", "offlineImages"), true, "offline images are built from the source of the built-in Istio "+DefaultIstioVersion+", so they would pair its pilot with the charts of "+v+"; drop offlineImages (--offline-images) to pull "+v+"'s own images, or install "+DefaultIstioVersion))
+	}
 	if r := s.Istio.ChartRepository; r != "" {
 		if u, err := url.Parse(r); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, field.Invalid(field.NewPath("istio", "chartRepository"), r, "give a Helm chart repository URL (http or https), e.g. https://istio-release.storage.googleapis.com/charts"))

@@ -181,6 +181,26 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"istio.exposeIstiod", "Unsupported value: \"nodePort\"", "loadBalancer"},
 		},
 		{
+			name: "istio version not a release",
+			doc:  head + "istio: {version: latest}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.version", "a published Istio release such as 1.30.1"},
+		},
+		{
+			name: "chart repository without a release",
+			doc:  head + "istio: {chartRepository: \"https://charts.example\"}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.chartRepository", "set istio.version (--istio-version) to a release"},
+		},
+		{
+			name: "chart repository not a URL",
+			doc:  head + "istio: {version: 1.30.1, chartRepository: charts.example}\nclusters:\n- {name: a}\n",
+			want: []string{"istio.chartRepository", "a Helm chart repository URL"},
+		},
+		{
+			name: "offline images with a release",
+			doc:  head + "istio: {version: 1.30.1}\nprovider: {name: kind, kind: {offlineImages: true}}\nclusters:\n- {name: a}\n",
+			want: []string{"provider.kind.offlineImages", "drop offlineImages"},
+		},
+		{
 			name: "wrong apiVersion",
 			doc:  "apiVersion: mclab.dev/v2\nkind: Scenario\nname: lab\nclusters:\n- {name: a}\n",
 			want: []string{"apiVersion", "set apiVersion: mclab.dev/v1alpha1"},
