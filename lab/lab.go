@@ -37,6 +37,8 @@ type Manager struct {
 	Store state.Store
 	// CacheDir is the shared cache of upstream binaries.
 	CacheDir string
+	// OnStep, when set, is told every step `up` runs, with its duration and outcome.
+	OnStep func(title string, took time.Duration, ok bool)
 	// Out receives progress.
 	Out io.Writer
 	// Runner runs external programs (container-runtime detection).
@@ -212,6 +214,7 @@ func (m *Manager) Up(ctx context.Context, s *scenario.Scenario, labName string) 
 	}
 	fmt.Fprintf(m.Out, "%s lab %q: %d clusters on provider %s\n", verb, labName, len(s.Clusters), p.Name())
 	start := time.Now()
+	pl.Observe = m.OnStep
 	runErr := pl.Execute(ctx, plan.NewStatus(m.Out))
 	if runErr == nil {
 		rec.Phase = state.Ready

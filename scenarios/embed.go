@@ -15,3 +15,8 @@ var FS embed.FS
 //
 //go:embed exercises/*.yaml
 var Exercises embed.FS
+
+// Bench holds the built-in bench scenarios (kind: BenchScenario), read by lab/bench.LoadScenario.
+//
+//go:embed bench/*.yaml
+var Bench embed.FS

@@ -42,25 +42,12 @@ func (t *Target) discoverySample() discoverySample {
 // token of the pod's service account (audience istio-ca) and the pod's cluster ID. An error that says
 // something about the mesh (istiod's certificate, a refused token, an uninjected pod) is a FindingError.
 func (t *Target) proxyFetch(ctx context.Context, c scenario.Cluster, pod *corev1.Pod, proxyType string, req xds.Request) (*xds.Snapshot, error) {
-	node, err := xds.ProxyNode(proxyType, pod, t.Scenario.Istio.Version)
+	conn, node, err := t.proxyConn(ctx, c, pod, proxyType)
 	if err != nil {
-		return nil, finding(err)
+		return nil, err
 	}
 	serving := t.topo().Serving(c)
-	ep, err := t.Istiod(serving.Name)
-	if err != nil {
-		return nil, fmt.Errorf("reaching istiod of %s: %w", serving.Name, err)
-	}
-	root, _, err := t.clusterRoot(ctx, serving.Name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s's cacerts: %w", serving.Name, err)
-	}
-	tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName,
-		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(600))}}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("TokenRequest for %s/%s in %s: %w", pod.Namespace, pod.Spec.ServiceAccountName, c.Name, err)
-	}
-	snap, err := xds.FetchAll(ctx, xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name}, node, req)
+	snap, err := xds.FetchAll(ctx, conn, node, req)
 	if err != nil {
 		if xds.IsFinding(err) {
 			// istiod reviews the token of a proxy of another cluster at that cluster's API server,
@@ -72,9 +59,52 @@ func (t *Target) proxyFetch(ctx context.Context, c scenario.Cluster, pod *corev1
 			}
 			return nil, finding(fmt.Errorf("istiod of %s refuses %s's proxy or does not verify under the mesh root: %w", serving.Name, pod.Name, err))
 		}
-		return nil, fmt.Errorf("xDS of istiod %s at %s: %w", serving.Name, ep.XDSTLS, err)
+		return nil, fmt.Errorf("xDS of istiod %s at %s: %w", serving.Name, conn.Addr, err)
 	}
 	return snap, nil
+}
+
+// proxyConn is how pod's proxy in cluster c reaches the istiod serving c: the secure xDS port, istiod
+// verified against the mesh root, a token of the pod's service account (audience istio-ca), and the
+// node the pod's agent presents.
+func (t *Target) proxyConn(ctx context.Context, c scenario.Cluster, pod *corev1.Pod, proxyType string) (xds.Conn, xds.Node, error) {
+	node, err := xds.ProxyNode(proxyType, pod, t.Scenario.Istio.Version)
+	if err != nil {
+		return xds.Conn{}, xds.Node{}, finding(err)
+	}
+	serving := t.topo().Serving(c)
+	ep, err := t.Istiod(serving.Name)
+	if err != nil {
+		return xds.Conn{}, xds.Node{}, fmt.Errorf("reaching istiod of %s: %w", serving.Name, err)
+	}
+	root, _, err := t.clusterRoot(ctx, serving.Name)
+	if err != nil {
+		return xds.Conn{}, xds.Node{}, fmt.Errorf("reading %s's cacerts: %w", serving.Name, err)
+	}
+	tok, err := t.Clients[c.Name].Kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		return xds.Conn{}, xds.Node{}, fmt.Errorf("TokenRequest for %s/%s in %s: %w", pod.Namespace, pod.Spec.ServiceAccountName, c.Name, err)
+	}
+	return xds.Conn{Addr: ep.XDSTLS, Roots: root, Token: tok.Status.Token, ClusterID: c.Name}, node, nil
+}
+
+// WatchEDS subscribes, as the sidecar of cluster's probe workload (curl, else the proxyless echo app),
+// to the endpoints of edsCluster at the istiod serving it, and streams every EDS answer (xds.Watch).
+func (t *Target) WatchEDS(ctx context.Context, cluster, edsCluster string) (<-chan xds.Update, <-chan error, error) {
+	c := t.Scenario.Cluster(cluster)
+	if c == nil {
+		return nil, nil, fmt.Errorf("no cluster %s", cluster)
+	}
+	pod, err := t.probe(ctx, cluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, node, err := t.proxyConn(ctx, *c, pod, xds.SidecarProxy)
+	if err != nil {
+		return nil, nil, err
+	}
+	return xds.Watch(ctx, conn, node, edsCluster)
 }
 
 // sidecarFetch reads what a sidecar of c's probe workload (curl, else the proxyless echo app) gets.

@@ -198,3 +198,6 @@ func keys(m map[string]bool) string {
 	sort.Strings(out)
 	return strings.Join(out, ",")
 }
+
+// Client is cluster's client (nil for a cluster the target has none for).
+func (t *Target) Client(cluster string) *kube.Client { return t.Clients[cluster] }

@@ -115,6 +115,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newImagesCommand(g),
 		newVerifyCommand(g),
 		newTrainCommand(g),
+		newBenchCommand(g),
 	)
 	registerCompletions(root, g)
 	return root

@@ -153,30 +153,37 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 }
 
 func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target, reports.Environment, error) {
+	return labTarget(ctx, g, o.name, &o.closers)
+}
+
+// labTarget opens lab name as the suites (and the bench) read it: a client per cluster, istiod at the
+// provider's addresses or through port-forwards, the environment for reports. What it opens is closed by
+// the functions it appends to closers.
+func labTarget(ctx context.Context, g *globals, name string, closers *[]func()) (*suites.Target, reports.Environment, error) {
 	var env reports.Environment
 	m, err := g.manager(false)
 	if err != nil {
 		return nil, env, err
 	}
-	rec, p, err := m.Open(o.name)
+	rec, p, err := m.Open(name)
 	if err != nil {
 		return nil, env, err
 	}
-	installer := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(o.name), Provider: p}
-	o.closers = append(o.closers, installer.Close)
+	installer := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(name), Provider: p}
+	*closers = append(*closers, installer.Close)
 	if !rec.Istio && !installer.MeshInstalled(ctx) {
-		return nil, env, fmt.Errorf("lab %s has no mesh to verify: Istio was not installed by mclab (--skip-istio) and no istio-system with cacerts was found", o.name)
+		return nil, env, fmt.Errorf("lab %s has no mesh to verify: Istio was not installed by mclab (--skip-istio) and no istio-system with cacerts was found", name)
 	}
-	t := &suites.Target{Lab: o.name, Scenario: rec.Scenario, Provider: rec.Provider, Capabilities: p.Capabilities(), Clients: map[string]*kube.Client{}}
+	t := &suites.Target{Lab: name, Scenario: rec.Scenario, Provider: rec.Provider, Capabilities: p.Capabilities(), Clients: map[string]*kube.Client{}}
 	// istiod is reached at the provider's addresses, else through a port-forward to its pod.
 	eps := &istio.Endpoints{Provider: p}
-	o.closers = append(o.closers, eps.Close)
+	*closers = append(*closers, eps.Close)
 	t.Istiod = func(cluster string) (provider.IstiodEndpoint, error) { return eps.Endpoint(ctx, cluster) }
 	if tp, ok := p.(provider.Tunneled); ok && t.Capabilities.RunsContainers {
 		t.Exec = tp.Tunnel()
 		t.Forward = tp.Tunnel().PortForward
 	}
-	env = reports.Environment{Lab: o.name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
+	env = reports.Environment{Lab: name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
 	if r := rec.IstioRelease; r != nil {
 		env.IstioCharts, env.IstioChartDigests, env.IstioPilot = r.Charts, r.ChartDigests, r.Pilot
 	}
@@ -207,7 +214,7 @@ func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target,
 		env.KubernetesVersion = v.GitVersion
 	}
 	if len(down) == len(rec.Scenario.Clusters) {
-		return nil, env, fmt.Errorf("%s; `mclab status --name %s` says more", strings.Join(down, "; "), o.name)
+		return nil, env, fmt.Errorf("%s; `mclab status --name %s` says more", strings.Join(down, "; "), name)
 	}
 	for _, d := range down {
 		fmt.Fprintf(g.streams.Err, "WARNING: %s; checks that need it are not judged\n", d)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Step is one unit of bring-up. Run must converge: when its work is already done it does nothing.
@@ -32,6 +33,8 @@ type Plan struct {
 	Steps []Step
 	// Done, when set, runs after Execute, whatever its outcome (closing port-forwards the steps opened).
 	Done func()
+	// Observe, when set, is told each step's title, duration and outcome (the bench's breakdown).
+	Observe func(title string, took time.Duration, ok bool)
 }
 
 // Print writes the plan without running anything.
@@ -61,8 +64,12 @@ func (p *Plan) Execute(ctx context.Context, st *Status) error {
 			return fmt.Errorf("interrupted before %q: %w", s.Title, context.Cause(ctx))
 		}
 		st.Start(s.Title)
+		start := time.Now()
 		err := s.Run(ctx)
 		st.End(err == nil)
+		if p.Observe != nil {
+			p.Observe(s.Title, time.Since(start), err == nil)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Title, err)
 		}

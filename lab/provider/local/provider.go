@@ -441,3 +441,20 @@ func (p *Provider) CollectLogs(ctx context.Context, dir string) error {
 	}
 	return nil
 }
+
+// ProcessIDs returns the PIDs of cluster's live processes by component (etcd, kube-apiserver, ...,
+// istiod where it runs), for the bench's memory and CPU figures.
+func (p *Provider) ProcessIDs(cluster string) map[string]int {
+	out := map[string]int{}
+	l := p.layout(cluster)
+	names := []string{"istiod"}
+	for _, c := range components {
+		names = append(names, c.name)
+	}
+	for _, n := range names {
+		if rec, err := loadRecord(l.proc(n)); err == nil && rec.alive() {
+			out[n] = rec.PID
+		}
+	}
+	return out
+}

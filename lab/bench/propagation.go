@@ -1,0 +1,336 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"mclab.dev/mclab/lab/kube"
+	"mclab.dev/mclab/suites/probe/xds"
+)
+
+// The bench workload: a Deployment whose pods are endpoints of a Service, in its own namespace.
+const (
+	Namespace = "mclab-bench"
+	Workload  = "bench"
+	// EDSCluster is the Service's EDS cluster as a sidecar asks for it.
+	EDSCluster = "outbound|80||" + Workload + "." + Namespace + ".svc.cluster.local"
+)
+
+// PropagationLab is what the propagation bench needs of a lab: a client per cluster and an EDS watch
+// as a real sidecar of a cluster (suites.Target provides both).
+type PropagationLab interface {
+	Client(cluster string) *kube.Client
+	WatchEDS(ctx context.Context, cluster, edsCluster string) (<-chan xds.Update, <-chan error, error)
+}
+
+// PropagationOptions say what to measure.
+type PropagationOptions struct {
+	// Source is the cluster whose workload is scaled; Clients the clusters whose sidecars watch it.
+	Source  string
+	Clients []string
+	// Endpoints are the sizes measured (e.g. 1, 10, 100, 1000).
+	Endpoints []int
+	// Trials per size and change.
+	Trials int
+	// Image of the workload's pods (kwok never runs it; kind and existing clusters do).
+	Image string
+	// View is "direct" (clients see pod endpoints) or "gateway" (clients on another network see the
+	// source's east-west gateway, weighted by the endpoints behind it).
+	View string
+	// Out gets a line per trial.
+	Out io.Writer
+}
+
+// Change kinds measured at each size.
+const (
+	// BurstUp scales 0 -> N at once; BurstDown N -> 0.
+	BurstUp, BurstDown = "burst-up", "burst-down"
+	// StepUp adds one endpoint where N exist (N -> N+1); StepDown removes it.
+	StepUp, StepDown = "step-up", "step-down"
+)
+
+// level tracks a count over time and wakes waiters when it reaches a value.
+type level struct {
+	mu      sync.Mutex
+	history []point
+	changed chan struct{}
+}
+
+type point struct {
+	n  int
+	at time.Time
+}
+
+func newLevel() *level { return &level{changed: make(chan struct{})} }
+
+func (l *level) set(n int, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.history) > 0 && l.history[len(l.history)-1].n == n {
+		return
+	}
+	l.history = append(l.history, point{n, at})
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// waitFor returns when the count was first n at or after since (n's time if it is n already since).
+func (l *level) waitFor(ctx context.Context, n int, since time.Time) (time.Time, error) {
+	for {
+		l.mu.Lock()
+		ch := l.changed
+		for i, p := range l.history {
+			if p.n != n {
+				continue
+			}
+			// The count became n at p.at and stayed until the next point: count it if that span
+			// reaches past since.
+			if p.at.After(since) || i == len(l.history)-1 || l.history[i+1].at.After(since) {
+				at := p.at
+				if at.Before(since) {
+					at = since
+				}
+				l.mu.Unlock()
+				return at, nil
+			}
+		}
+		last := -1
+		if len(l.history) > 0 {
+			last = l.history[len(l.history)-1].n
+		}
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("count stayed %d, never %d: %w", last, n, ctx.Err())
+		}
+	}
+}
+
+// Propagation measures how long a change of the source's endpoints takes to reach each client's sidecar.
+// For each size N and trial it times, from the API server's acknowledgement of the scale write: the
+// Kubernetes leg (until the source's EndpointSlices hold the new count of ready endpoints), the Istio leg
+// (from there until the client's EDS holds it), and the total. It creates the bench namespace in the
+// source and removes it at the end, whatever happens.
+func Propagation(ctx context.Context, l PropagationLab, o PropagationOptions, r *Result) (err error) {
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	src := l.Client(o.Source)
+	if err := setup(ctx, src, o.Image); err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if cerr := teardown(cctx, src); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	slices := newLevel()
+	f := informers.NewSharedInformerFactoryWithOptions(src.Kube, 0, informers.WithNamespace(Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = discoveryv1.LabelServiceName + "=" + Workload }))
+	inf := f.Discovery().V1().EndpointSlices().Informer()
+	count := func(any) {
+		n := 0
+		for _, obj := range inf.GetStore().List() {
+			for _, e := range obj.(*discoveryv1.EndpointSlice).Endpoints {
+				if e.Conditions.Ready == nil || *e.Conditions.Ready {
+					n++
+				}
+			}
+		}
+		slices.set(n, time.Now())
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: count, UpdateFunc: func(_, o any) { count(o) }, DeleteFunc: count}); err != nil {
+		return err
+	}
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	count(nil)
+
+	eds := map[string]*level{}
+	watchErr := make(chan error, len(o.Clients))
+	for _, c := range o.Clients {
+		updates, errs, err := l.WatchEDS(ctx, c, EDSCluster)
+		if err != nil {
+			return fmt.Errorf("watching %s's endpoints as a sidecar of %s: %w", EDSCluster, c, err)
+		}
+		lv := newLevel()
+		eds[c] = lv
+		go func() {
+			for u := range updates {
+				lv.set(u.Effective(), u.At)
+			}
+		}()
+		go func() {
+			if err, ok := <-errs; ok {
+				watchErr <- fmt.Errorf("the EDS watch of %s: %w", c, err)
+			}
+		}()
+	}
+
+	type sample struct{ kube, istio, total []float64 }
+	samples := map[string]map[string]*sample{} // change/N -> client -> samples
+	key := func(change string, n int) string { return fmt.Sprintf("%s/endpoints=%d", change, n) }
+	measure := func(change string, n, from, to int) error {
+		k := key(change, n)
+		if samples[k] == nil {
+			samples[k] = map[string]*sample{}
+		}
+		deadline := 60*time.Second + time.Duration(max(from, to))*60*time.Millisecond
+		tctx, tcancel := context.WithTimeout(ctx, deadline)
+		defer tcancel()
+		before := time.Now()
+		if err := scale(tctx, src, int32(to)); err != nil {
+			return err
+		}
+		acked := time.Now()
+		t1, err := slices.waitFor(tctx, to, before)
+		if err != nil {
+			return fmt.Errorf("%s %d -> %d: %s's EndpointSlices: %w", change, from, to, o.Source, err)
+		}
+		var line []string
+		for _, c := range o.Clients {
+			t2, err := eds[c].waitFor(tctx, to, before)
+			if err != nil {
+				select {
+				case werr := <-watchErr:
+					return werr
+				default:
+				}
+				return fmt.Errorf("%s %d -> %d: the EDS of a sidecar in %s (%s view): %w", change, from, to, c, o.View, err)
+			}
+			s := samples[k][c]
+			if s == nil {
+				s = &sample{}
+				samples[k][c] = s
+			}
+			kubeLeg := max(t1.Sub(acked), 0)
+			s.kube = append(s.kube, kubeLeg.Seconds())
+			s.istio = append(s.istio, max(t2.Sub(t1), 0).Seconds())
+			s.total = append(s.total, max(t2.Sub(acked), 0).Seconds())
+			line = append(line, fmt.Sprintf("%s %.3fs (kubernetes %.3fs, istio %.3fs)", c, max(t2.Sub(acked), 0).Seconds(), kubeLeg.Seconds(), max(t2.Sub(t1), 0).Seconds()))
+		}
+		fmt.Fprintf(out, "  %s %d -> %d: %v\n", change, from, to, line)
+		return nil
+	}
+	for _, n := range o.Endpoints {
+		for i := 0; i < o.Trials; i++ {
+			if err := measure(BurstUp, n, 0, n); err != nil {
+				return err
+			}
+			if err := measure(StepUp, n, n, n+1); err != nil {
+				return err
+			}
+			if err := measure(StepDown, n, n+1, n); err != nil {
+				return err
+			}
+			if err := measure(BurstDown, n, n, 0); err != nil {
+				return err
+			}
+		}
+		for _, change := range []string{BurstUp, StepUp, StepDown, BurstDown} {
+			for _, c := range o.Clients {
+				s := samples[key(change, n)][c]
+				base := fmt.Sprintf("propagation/%s/%s/%s->%s", key(change, n), o.View, o.Source, c)
+				what := changeHelp(change, n)
+				r.Add(NewFigure(base+"/total", "s", what+": from the scale write's acknowledgement until a sidecar in "+c+" has it in EDS", s.total))
+				r.Add(NewFigure(base+"/kubernetes", "s", what+": write acknowledged -> "+o.Source+"'s EndpointSlices hold it (scheduling, kwok or kubelet readiness, EndpointSlice controller)", s.kube))
+				r.Add(NewFigure(base+"/istio", "s", what+": EndpointSlices -> the EDS of "+c+"'s sidecar (istiod's informer on "+o.Source+", debounce, push, delivery)", s.istio))
+			}
+		}
+	}
+	return nil
+}
+
+func changeHelp(change string, n int) string {
+	switch change {
+	case BurstUp:
+		return fmt.Sprintf("%d endpoints added at once (0 -> %d)", n, n)
+	case BurstDown:
+		return fmt.Sprintf("%d endpoints removed at once (%d -> 0)", n, n)
+	case StepUp:
+		return fmt.Sprintf("one endpoint added where %d exist", n)
+	}
+	return fmt.Sprintf("one endpoint removed where %d+1 exist", n)
+}
+
+func setup(ctx context.Context, c *kube.Client, image string) error {
+	if image == "" {
+		image = "registry.k8s.io/pause:3.10"
+	}
+	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "mclab-bench"}}}
+	labels := map[string]string{"app": Workload}
+	svc := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: metav1.ObjectMeta{Name: Workload, Namespace: Namespace},
+		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+	zero := int32(0)
+	podLabels := map[string]string{"app": Workload, "security.istio.io/tlsMode": "istio"}
+	dep := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: metav1.ObjectMeta{Name: Workload, Namespace: Namespace},
+		Spec: appsv1.DeploymentSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64), Containers: []corev1.Container{{Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}}}}}
+	for _, o := range []any{ns, svc, dep} {
+		if err := c.ApplyTyped(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScaleWorkload makes the bench workload in c (once) and scales it to n endpoints.
+func ScaleWorkload(ctx context.Context, c *kube.Client, n int) error {
+	if _, err := c.Kube.AppsV1().Deployments(Namespace).Get(ctx, Workload, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if err := setup(ctx, c, ""); err != nil {
+			return err
+		}
+	}
+	return scale(ctx, c, int32(n))
+}
+
+func scale(ctx context.Context, c *kube.Client, n int32) error {
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)
+	_, err := c.Kube.AppsV1().Deployments(Namespace).Patch(ctx, Workload, types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "scale")
+	if err != nil {
+		return fmt.Errorf("scaling %s/%s to %d: %w", Namespace, Workload, n, err)
+	}
+	return nil
+}
+
+// teardown deletes the bench namespace and waits until it is gone.
+func teardown(ctx context.Context, c *kube.Client) error {
+	err := c.Kube.CoreV1().Namespaces().Delete(ctx, Namespace, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := c.Kube.CoreV1().Namespaces().Get(ctx, Namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("namespace %s in %s not gone: %w", Namespace, c.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

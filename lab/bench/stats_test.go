@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"math"
+	"testing"
+)
+
+func TestSummarize(t *testing.T) {
+	var s []float64
+	for i := 100; i >= 1; i-- { // 1..100, unsorted on purpose
+		s = append(s, float64(i))
+	}
+	got := Summarize(s)
+	want := Summary{Count: 100, P50: 50, P90: 90, P99: 99, Max: 100, Min: 1, Mean: 50.5}
+	if got != want {
+		t.Errorf("Summarize(1..100) = %+v, want %+v", got, want)
+	}
+	if s[0] != 100 {
+		t.Error("Summarize sorted its input in place")
+	}
+	// Few samples: nearest rank never interpolates, p99 of 5 samples is the max.
+	if got := Summarize([]float64{0.3, 0.1, 0.2, 0.5, 0.4}); got.P50 != 0.3 || got.P90 != 0.5 || got.P99 != 0.5 || got.Count != 5 {
+		t.Errorf("5 samples: %+v", got)
+	}
+	if got := Summarize([]float64{7}); got.P50 != 7 || got.P99 != 7 || got.Max != 7 {
+		t.Errorf("1 sample: %+v", got)
+	}
+	if got := Summarize(nil); got.Count != 0 {
+		t.Errorf("no samples: %+v", got)
+	}
+}
+
+func TestFitPowerLaw(t *testing.T) {
+	for _, tc := range []struct {
+		k, a float64
+		grow string
+	}{{1, 3, "grows linearly"}, {2, 0.5, "grows quadratically or faster"}, {0.5, 10, "grows sub-linearly"}, {0, 42, "stays flat"}} {
+		var x, y []float64
+		for _, xi := range []float64{2, 5, 10, 20} {
+			x = append(x, xi)
+			y = append(y, tc.a*math.Pow(xi, tc.k))
+		}
+		f, err := FitPowerLaw(x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(f.Exponent-tc.k) > 1e-9 || math.Abs(f.A-tc.a) > 1e-9 || math.Abs(f.R2-1) > 1e-9 || f.Points != 4 {
+			t.Errorf("fit of %g x^%g: %+v", tc.a, tc.k, f)
+		}
+		if f.Growth() != tc.grow {
+			t.Errorf("k=%g: %q, want %q", tc.k, f.Growth(), tc.grow)
+		}
+	}
+	// Noisy linear data still fits near 1, with R2 below 1.
+	f, err := FitPowerLaw([]float64{2, 5, 10, 20}, []float64{210, 480, 1050, 1950})
+	if err != nil || math.Abs(f.Exponent-1) > 0.05 || f.R2 >= 1 || f.R2 < 0.99 {
+		t.Errorf("noisy linear: %+v %v", f, err)
+	}
+	if _, err := FitPowerLaw([]float64{5, 5}, []float64{1, 2}); err == nil {
+		t.Error("one distinct x fitted")
+	}
+	if _, err := FitPowerLaw([]float64{5}, []float64{1}); err == nil {
+		t.Error("one point fitted")
+	}
+	// Non-positive values cannot be on a log scale and are left out.
+	if f, err := FitPowerLaw([]float64{0, 2, 4}, []float64{1, 2, 4}); err != nil || f.Points != 2 || math.Abs(f.Exponent-1) > 1e-9 {
+		t.Errorf("with x=0: %+v %v", f, err)
+	}
+}
