@@ -3,17 +3,15 @@ package reports
 import (
 	"bytes"
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"mclab.dev/mclab/internal/chromiumtest"
 )
 
 func sampleReport() *ConformanceReport {
@@ -105,21 +103,11 @@ func TestTopologyLayout(t *testing.T) {
 	}
 }
 
-func chromium(t *testing.T) string {
-	for _, c := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	t.Skip("no headless Chromium (apt-get install chromium): the summary was not looked at in a browser")
-	return ""
-}
-
 // TestSummaryInChromium renders summary.html in headless Chromium and looks at the screenshots: the
 // page is drawn (not blank), the topology has the mesh, network, card and gateway colours, and the
 // 50-cluster picture is no wider than the window.
 func TestSummaryInChromium(t *testing.T) {
-	bin := chromium(t)
+	chromiumtest.Binary(t)
 	dir := os.Getenv("MCLAB_SCREENSHOT_DIR")
 	if dir == "" {
 		dir = t.TempDir()
@@ -148,39 +136,12 @@ func TestSummaryInChromium(t *testing.T) {
 		}
 		height, _ := strconv.Atoi(string(w[2]))
 		shot := filepath.Join(dir, name+".png")
-		cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", fmt.Sprintf("--window-size=1400,%d", max(1000, height+400)),
-			"--screenshot="+shot, "file://"+html)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		done := make(chan error, 1)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("chromium: %v\n%s", err, out.String())
-			}
-		case <-time.After(90 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Fatalf("chromium did not finish in 90 s:\n%s", out.String())
-		}
+		img, log := chromiumtest.Screenshot(t, html, shot, 1400, max(1000, height+400))
 		// The page is self-contained and scriptless: any console message is a mistake.
-		if strings.Contains(out.String(), "CONSOLE") {
-			t.Errorf("%s: console messages:\n%s", name, out.String())
+		if strings.Contains(log, "CONSOLE") {
+			t.Errorf("%s: console messages:\n%s", name, log)
 		}
-		f, err := os.Open(shot)
-		if err != nil {
-			t.Fatalf("no screenshot: %v\n%s", err, out.String())
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen := colours(img)
+		seen := chromiumtest.Colours(img)
 		for label, want := range map[string]color.RGBA{
 			"network fill": {0xf3, 0xf6, 0xff, 0xff}, "gateway fill": {0xff, 0xf4, 0xe0, 0xff}, "verdict red": {0xb4, 0x23, 0x18, 0xff},
 		} {
@@ -207,16 +168,4 @@ func TestSummaryInChromium(t *testing.T) {
 			}
 		}
 	}
-}
-
-func colours(img image.Image) map[color.RGBA]bool {
-	out := map[color.RGBA]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y += 2 {
-		for x := b.Min.X; x < b.Max.X; x += 2 {
-			r, g, bl, a := img.At(x, y).RGBA()
-			out[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), uint8(a >> 8)}] = true
-		}
-	}
-	return out
 }

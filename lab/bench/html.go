@@ -74,7 +74,7 @@ func esc(s string) string { return template.HTMLEscapeString(s) }
 
 // axes draws a y axis from 0 to ymax with ticks, x categories, and returns the y mapping.
 func (s *svg) axes(ymax float64, unit string, cats []string) (func(float64) float64, func(int) float64) {
-	s.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">`, pw, ph, pw, ph)
+	s.f(`<svg width="%d" height="%d" viewBox="0 0 %d %d" role="img">`, pw, ph, pw, ph)
 	s.f(`<rect x="0" y="0" width="%d" height="%d" fill="#fff"/>`, pw, ph)
 	if ymax <= 0 || math.IsNaN(ymax) {
 		ymax = 1
@@ -270,7 +270,7 @@ func stepCharts(r *Result) []chart {
 		}
 		h := 20*len(st.Steps) + 24
 		var s svg
-		s.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img"><rect width="%d" height="%d" fill="#fff"/>`, pw, h, pw, h, pw, h)
+		s.f(`<svg width="%d" height="%d" viewBox="0 0 %d %d" role="img"><rect width="%d" height="%d" fill="#fff"/>`, pw, h, pw, h, pw, h)
 		for i, step := range st.Steps {
 			w := 0.0
 			if longest > 0 {
