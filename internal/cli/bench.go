@@ -168,7 +168,7 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 	case bench.TypePropagation:
 		err = o.propagation(ctx, g, m, s, r)
 	case bench.TypeScale:
-		err = bench.Scale(ctx, &scaleLabs{m: m, s: s, keep: o.keep, out: g.streams.Err}, bench.ScaleOptions{Clusters: s.Scale.Clusters, Endpoints: s.Scale.Endpoints,
+		err = bench.Scale(ctx, &scaleLabs{g: g, m: m, s: s, keep: o.keep, out: g.streams.Err}, bench.ScaleOptions{Clusters: s.Scale.Clusters, Endpoints: s.Scale.Endpoints,
 			Settle: s.Scale.Settle.Duration, Model: string(s.Lab.Model), Out: g.streams.Err}, r)
 	}
 	r.Took = time.Since(r.Started).Round(time.Second).String()
@@ -281,6 +281,7 @@ func (o *benchOptions) propagation(ctx context.Context, g *globals, m *lab.Manag
 
 // scaleLabs brings the scale bench's labs up and down with the lab manager (local provider).
 type scaleLabs struct {
+	g    *globals
 	m    *lab.Manager
 	s    *bench.Scenario
 	keep bool
@@ -406,6 +407,34 @@ func (l *scaleLabs) Istiods(ctx context.Context, name string) (map[string]string
 		out[c.Name] = ep.Monitoring
 	}
 	return out, nil
+}
+
+func (l *scaleLabs) Watch(ctx context.Context, name string) (func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var closers []func()
+	stop := func() {
+		cancel()
+		for _, c := range closers {
+			c()
+		}
+	}
+	t, _, err := labTarget(ctx, l.g, name, &closers)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	for _, c := range t.Scenario.Clusters {
+		updates, _, err := t.WatchEDS(ctx, c.Name, bench.EDSCluster)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("a sidecar of %s: %w", c.Name, err)
+		}
+		go func() {
+			for range updates {
+			}
+		}()
+	}
+	return stop, nil
 }
 
 func (l *scaleLabs) Down(ctx context.Context, name string) error {

@@ -62,6 +62,9 @@ type IstiodMetrics struct {
 	ConvergenceCount, ConvergenceSum float64
 	// Goroutines is go_goroutines.
 	Goroutines float64
+	// Connected says istiod has pushed to a proxy: its push families (pilot_xds_pushes, ...) exist only
+	// after one connected.
+	Connected bool
 }
 
 // ReadIstiodMetrics scrapes istiod's Prometheus endpoint at addr (host:port).
@@ -107,6 +110,7 @@ func ParseIstiodMetrics(r io.Reader) (IstiodMetrics, error) {
 		}
 		return n, s
 	}
+	_, m.Connected = fams["pilot_xds_pushes"]
 	m.Pushes = sum("pilot_xds_pushes")
 	m.PushTimeCount, m.PushTimeSum = hist("pilot_xds_push_time")
 	m.ConvergenceCount, m.ConvergenceSum = hist("pilot_proxy_convergence_time")

@@ -20,6 +20,9 @@ type ScaleLabs interface {
 	Processes(ctx context.Context, name string) (map[string]int, error)
 	// Istiods are the monitoring addresses of the lab's istiods by cluster.
 	Istiods(ctx context.Context, name string) (map[string]string, error)
+	// Watch connects one sidecar per cluster to its istiod, watching the bench workload's endpoints
+	// (so istiod has proxies to push to), until stop.
+	Watch(ctx context.Context, name string) (stop func(), err error)
 	Down(ctx context.Context, name string) error
 }
 
@@ -73,9 +76,15 @@ func Scale(ctx context.Context, labs ScaleLabs, o ScaleOptions, r *Result) error
 		base := fmt.Sprintf("scale/%s/clusters=%d", o.Model, n)
 		r.Add(NewFigure(base+"/up", "s", "mclab up of the lab with Istio and samples, from start to ready", []float64{upTook.Seconds()}))
 		r.Add(NewFigure(base+"/synced", "s", "from the start of up until every istiod has synced every remote cluster of its mesh", []float64{synced.Seconds()}))
+		stop, err := labs.Watch(ctx, name)
+		if err != nil {
+			_ = labs.Down(context.WithoutCancel(ctx), name)
+			return fmt.Errorf("%d clusters: connecting a sidecar per cluster: %w", n, err)
+		}
 		for _, e := range o.Endpoints {
 			if e > 0 {
 				if err := labs.Endpoints(ctx, name, e); err != nil {
+					stop()
 					_ = labs.Down(context.WithoutCancel(ctx), name)
 					return fmt.Errorf("%d clusters, %d endpoints each: %w", n, e, err)
 				}
@@ -83,11 +92,13 @@ func Scale(ctx context.Context, labs ScaleLabs, o ScaleOptions, r *Result) error
 			select {
 			case <-time.After(o.Settle):
 			case <-ctx.Done():
+				stop()
 				_ = labs.Down(context.WithoutCancel(ctx), name)
 				return ctx.Err()
 			}
 			vals, err := sample(ctx, labs, name)
 			if err != nil {
+				stop()
 				_ = labs.Down(context.WithoutCancel(ctx), name)
 				return err
 			}
@@ -108,6 +119,7 @@ func Scale(ctx context.Context, labs ScaleLabs, o ScaleOptions, r *Result) error
 			fmt.Fprintf(out, "  %d clusters, %d endpoints each: istiod %.0f MiB, apiserver %.0f MiB, etcd %.0f MiB, kwok %.0f MiB (per cluster)\n",
 				n, e, vals["istiod-rss"], vals["kube-apiserver-rss"], vals["etcd-rss"], vals["kwok-rss"])
 		}
+		stop()
 		if err := labs.Down(ctx, name); err != nil {
 			return err
 		}
@@ -142,7 +154,7 @@ func addFit(r *Result, name, x, y string, xs, ys []float64) {
 		return
 	}
 	r.Fits = append(r.Fits, FitResult{Name: name, X: x, Y: y, Fit: f, XS: xs, YS: ys,
-		Says: fmt.Sprintf("%s %s with %s (exponent %.2f, R² %.2f, %d points)", y, f.Growth(), x, f.Exponent, f.R2, f.Points)})
+		Says: fmt.Sprintf("%s %s with %s%s (exponent %.2f, R² %.2f, %d points)", y, f.Growth(), x, strings.TrimPrefix(name, y+" vs "+x), f.Exponent, f.R2, f.Points)})
 }
 
 // sample reads every process's memory and CPU and every istiod's push figures, and returns per-cluster
@@ -180,19 +192,24 @@ func sample(ctx context.Context, labs ScaleLabs, name string) (map[string]float6
 		return nil, err
 	}
 	var pushes, ptN, ptS, cvN, cvS float64
+	connected := 0
 	for _, addr := range istiods {
 		m, err := ReadIstiodMetrics(addr)
 		if err != nil {
 			return nil, err
 		}
+		if !m.Connected {
+			continue // no proxy ever connected: istiod has no push figures, which is not zero pushes
+		}
+		connected++
 		pushes += m.Pushes
 		ptN += m.PushTimeCount
 		ptS += m.PushTimeSum
 		cvN += m.ConvergenceCount
 		cvS += m.ConvergenceSum
 	}
-	if len(istiods) > 0 {
-		out["istiod-pushes"] = pushes / float64(len(istiods))
+	if connected > 0 {
+		out["istiod-pushes"] = pushes / float64(connected)
 		if ptN > 0 {
 			out["istiod-push-time"] = ptS / ptN
 		}

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"math"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +67,32 @@ func TestFitPowerLaw(t *testing.T) {
 	// Non-positive values cannot be on a log scale and are left out.
 	if f, err := FitPowerLaw([]float64{0, 2, 4}, []float64{1, 2, 4}); err != nil || f.Points != 2 || math.Abs(f.Exponent-1) > 1e-9 {
 		t.Errorf("with x=0: %+v %v", f, err)
+	}
+}
+
+// TestParseIstiodMetrics reads istiod's own /metrics, recorded from the pilot-discovery this repository
+// builds (1.31-dev) after `mclab bench --scenario propagation` had one sidecar watching it
+// (testdata/istiod-metrics.txt).
+func TestParseIstiodMetrics(t *testing.T) {
+	f, err := os.Open("testdata/istiod-metrics.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := ParseIstiodMetrics(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pilot_xds_pushes{type="cds"} 2 + {type="eds"} 5; push time count 2 + 5, sum 0.00336 + 0.00123.
+	if m.Pushes != 7 || m.PushTimeCount != 7 || math.Abs(m.PushTimeSum-0.004594859) > 1e-9 || m.ConvergenceCount != 4 || math.Abs(m.ConvergenceSum-0.002399103) > 1e-12 {
+		t.Errorf("parsed %+v", m)
+	}
+	if m.Goroutines == 0 || !m.Connected {
+		t.Errorf("go_goroutines or the push families missing: %+v", m)
+	}
+	// An istiod no proxy ever connected to has no push families at all: not zero, absent.
+	idle, err := ParseIstiodMetrics(strings.NewReader("# TYPE pilot_services gauge\npilot_services 12\n"))
+	if err != nil || idle.Connected {
+		t.Errorf("idle istiod: %+v %v", idle, err)
 	}
 }
