@@ -71,7 +71,13 @@ func (p *Provider) StartIstiod(ctx context.Context, cluster string, spec provide
 		}
 	}
 	if !rec.alive() {
-		if busy := busyPorts(Ports{"istiod": ps[PortIstiodGRPC], "http": ps[PortIstiodHTTP], "hooks": ps[PortIstiodHooks]}); len(busy) > 0 {
+		own := Ports{"istiod": ps[PortIstiodGRPC], "http": ps[PortIstiodHTTP], "hooks": ps[PortIstiodHooks]}
+		// A process whose leader has exited (a zombie, no longer alive) may hold its sockets until its
+		// last thread is gone: give the ports of a stopped istiod a moment to be released.
+		for deadline := time.Now().Add(10 * time.Second); len(busyPorts(own)) > 0 && rec != nil && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if busy := busyPorts(own); len(busy) > 0 {
 			return fmt.Errorf("istiod of %s cannot start: ports %v on 127.0.0.1 are taken by another program", cluster, busy)
 		}
 		env := append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + filepath.Join(l.dir, "tmp"), "GOMAXPROCS=2"}, spec.Env...)
