@@ -68,9 +68,10 @@ test: verify-code tools
 unit:
 	$(GO) test -short -count=1 ./...
 
-## bench: bring-up time and memory per cluster for 2, 3 and 5 clusters (binaries cached)
+## bench: Go benchmarks of bring-up, propagation and scale (binaries cached); `mclab bench` for the full scenarios
 bench: tools
 	$(GO) test -run '^$$' -bench 'BenchmarkUp' -benchtime 3x -timeout 30m ./lab/
+	$(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkScale' -benchtime 5x -timeout 60m ./lab/bench/
 
 ## verify-code: gofmt and go vet
 verify-code:
