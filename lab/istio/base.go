@@ -59,6 +59,7 @@ func (in *Installer) installBase(ctx context.Context, c scenario.Cluster) error 
 	if err := kc.WaitEstablished(ctx, r.Manifest); err != nil {
 		return err
 	}
+	kc.RESTClientGetter().Invalidate() // Istio's kinds exist now
 	cc, err := pki.ReadCACerts(in.cacertsDir(c.Name))
 	if err != nil {
 		return fmt.Errorf("mesh CA of %s: %w", c.Name, err)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,6 +49,9 @@ type Client struct {
 	// DryRun makes every apply a server-side dry run: validated and admitted, not persisted.
 	DryRun bool
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+
+	getterOnce sync.Once
+	getter     *RESTClientGetter
 }
 
 // NewClient builds a client for a REST config.

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,11 +17,18 @@ import (
 // RESTClientGetter is the client's cluster as the RESTClientGetter Helm's action.Configuration takes
 // (what kubectl's and helm's --kubeconfig flags build), without a kubeconfig file on disk.
 type RESTClientGetter struct {
-	c *Client
+	c    *Client
+	once sync.Once
+	disc discovery.CachedDiscoveryInterface
+	err  error
 }
 
-// RESTClientGetter returns the getter for Helm's actions.
-func (c *Client) RESTClientGetter() *RESTClientGetter { return &RESTClientGetter{c: c} }
+// RESTClientGetter returns the client's getter for Helm's actions: one per client, so the API discovery
+// (and the OpenAPI schema Helm validates against) is fetched once for every release installed through it.
+func (c *Client) RESTClientGetter() *RESTClientGetter {
+	c.getterOnce.Do(func() { c.getter = &RESTClientGetter{c: c} })
+	return c.getter
+}
 
 // ToRESTConfig implements genericclioptions.RESTClientGetter.
 func (g *RESTClientGetter) ToRESTConfig() (*rest.Config, error) {
@@ -29,11 +37,15 @@ func (g *RESTClientGetter) ToRESTConfig() (*rest.Config, error) {
 
 // ToDiscoveryClient implements genericclioptions.RESTClientGetter.
 func (g *RESTClientGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
-	d, err := discovery.NewDiscoveryClientForConfig(g.c.Config)
-	if err != nil {
-		return nil, err
-	}
-	return memory.NewMemCacheClient(d), nil
+	g.once.Do(func() {
+		d, err := discovery.NewDiscoveryClientForConfig(g.c.Config)
+		if err != nil {
+			g.err = err
+			return
+		}
+		g.disc = memory.NewMemCacheClient(d)
+	})
+	return g.disc, g.err
 }
 
 // ToRESTMapper implements genericclioptions.RESTClientGetter.
@@ -80,4 +92,11 @@ func (c *Client) WaitEstablished(ctx context.Context, manifest string) error {
 	}
 	c.mapper.Reset()
 	return nil
+}
+
+// Invalidate forgets the discovered APIs (after CRDs were installed).
+func (g *RESTClientGetter) Invalidate() {
+	if d, err := g.ToDiscoveryClient(); err == nil {
+		d.Invalidate()
+	}
 }
