@@ -27,7 +27,7 @@ import (
 // lab is conformant again.
 func TestIntegrationIstioRelease(t *testing.T) {
 	labtest.SkipIfShort(t)
-	const v1, v2, badChart, badLayer = "1.31.0-mclab.1", "1.31.0-mclab.2", "1.31.0-mclab.3", "1.31.0-mclab.4"
+	const v1, v2, badChart, badLayer, older = "1.31.0-mclab.1", "1.31.0-mclab.2", "1.31.0-mclab.3", "1.31.0-mclab.4", "1.30.0-mclab.1"
 	ctx := context.Background()
 	bin := buildMclab(t)
 	stateDir := labtest.StateRoot(t)
@@ -39,7 +39,7 @@ func TestIntegrationIstioRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := releasetest.NewChartRepo(v1, v2, badChart, badLayer)
+	repo, err := releasetest.NewChartRepo(v1, v2, badChart, badLayer, older)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,62 @@ func TestIntegrationIstioRelease(t *testing.T) {
 	if want := "Istio " + v2 + ": charts " + repo.URL; !strings.Contains(status, want) || !strings.Contains(status, pilots[v2].Digest) {
 		t.Errorf("status does not name the Istio release and its sources (%q, %s):\n%s", want, pilots[v2].Digest, status)
 	}
+	mclab(t, bin, stateDir, "down", "--name", "rel")
+
+	// A mixed-version lab: the primary on v2, its remote's charts one minor version older.
+	scenarioFile := filepath.Join(t.TempDir(), "mixed.yaml")
+	if err := os.WriteFile(scenarioFile, []byte(fmt.Sprintf(`apiVersion: mclab.dev/v1alpha1
+kind: Scenario
+name: mixed
+istio: {model: primary-remote, version: %s, chartRepository: %q, hub: %q}
+provider: {name: local}
+clusters:
+- {name: c1}
+- {name: c2, role: remote, primary: c1, istioVersion: %s}
+`, v2, repo.URL, reg.Host+"/istio", older)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", scenarioFile)
+	if code != 0 {
+		t.Fatalf("mixed-version up: exit %d\n%s%s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "Fetching Istio "+older) {
+		t.Errorf("the remote's release was not fetched:\n%s", stderr)
+	}
+	kc, _, _ = mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", "mixed")
+	for cluster, want := range map[string]string{"c1": "istiod-" + v2, "c2": "istiod-" + older} {
+		got := releaseCharts(t, strings.TrimSpace(kc), "mixed-"+cluster)
+		if got["istiod"] != want || got["istio-base"] == "" {
+			t.Errorf("mixed-version lab, %s: releases %v, want istiod from %s", cluster, got, want)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "mixed")
+	vout, verr, code := mclab(t, bin, stateDir, "verify", "--name", "mixed", "--report-dir", dir)
+	if code != 0 {
+		t.Errorf("mixed-version lab: verify exit %d\n%s%s", code, vout, verr)
+	}
+}
+
+// releaseCharts lists the Helm releases of one context: release name -> chart-version.
+func releaseCharts(t *testing.T, kubeconfig, context string) map[string]string {
+	t.Helper()
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig, flags.Context = &kubeconfig, &context
+	cfg := new(action.Configuration)
+	if err := cfg.Init(flags, "", "secret", func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	l := action.NewList(cfg)
+	l.AllNamespaces = true
+	rels, err := l.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rels {
+		out[r.Name] = r.Chart.Metadata.Name + "-" + r.Chart.Metadata.Version
+	}
+	return out
 }
 
 // checkReleases lists the Helm releases of every cluster with the Helm SDK (what `helm list -A` shows)

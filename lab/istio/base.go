@@ -91,7 +91,7 @@ func (in *Installer) baseManifest(c scenario.Cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r, err := in.renderer()
+	r, err := in.renderer(c)
 	if err != nil {
 		return "", err
 	}

@@ -62,7 +62,7 @@ func (in *Installer) eastWestGateway(ctx context.Context, c scenario.Cluster) er
 
 // gatewayManifest renders cluster c's east-west gateway from the gateway chart.
 func (in *Installer) gatewayManifest(c scenario.Cluster) (string, error) {
-	r, err := in.renderer()
+	r, err := in.renderer(c)
 	if err != nil {
 		return "", err
 	}

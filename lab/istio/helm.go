@@ -49,7 +49,7 @@ func (in *Installer) helmConfig(ctx context.Context, cluster string) (*action.Co
 // marked failed first, so the next `up` resumes rather than stalls on "another operation is in
 // progress". Objects an older mclab applied without Helm are adopted (Helm's --take-ownership).
 func (in *Installer) helmRelease(ctx context.Context, c scenario.Cluster, name, chartName string, values map[string]any, drop []string) (*release.Release, error) {
-	rel, err := in.Release(ctx)
+	rel, err := in.releaseFor(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"mclab.dev/mclab/lab/istio/release"
+	releasepkg "mclab.dev/mclab/lab/istio/release"
 	"mclab.dev/mclab/lab/scenario"
 )
 
@@ -18,17 +18,23 @@ const (
 // ImageRef is the reference of one of Istio's images (pilot, proxyv2) for a scenario: istio.hub and
 // istio.tag, else the built-in charts' defaults, or for a release docker.io/istio and its version.
 func ImageRef(s *scenario.Scenario, name string) string {
+	return imageRefVersion(s, name, s.Istio.Version)
+}
+
+// imageRefVersion is ImageRef for a cluster running version.
+func imageRefVersion(s *scenario.Scenario, name, version string) string {
+	release := version != "" && version != scenario.DefaultIstioVersion
 	hub, tag := s.Istio.Hub, s.Istio.Tag
 	if hub == "" {
 		hub = DefaultHub
-		if IsRelease(s) {
-			hub = release.DefaultHub
+		if release {
+			hub = releasepkg.DefaultHub
 		}
 	}
-	if tag == "" {
+	if tag == "" || version != s.Istio.Version {
 		tag = DefaultTag
-		if IsRelease(s) {
-			tag = s.Istio.Version
+		if release {
+			tag = version
 		}
 	}
 	return hub + "/" + name + ":" + tag

@@ -36,15 +36,15 @@ type Installer struct {
 	Out io.Writer
 
 	mu      sync.Mutex
-	rel     *Release
+	rels    map[string]*Release
 	clients map[string]*kube.Client
 	eps     *Endpoints
 }
 
 func (in *Installer) topo() Topology { return Topology{S: in.S} }
 
-func (in *Installer) renderer() (*Renderer, error) {
-	rel, err := in.Release(context.Background())
+func (in *Installer) renderer(c scenario.Cluster) (*Renderer, error) {
+	rel, err := in.releaseFor(context.Background(), c)
 	if err != nil {
 		return nil, err
 	}

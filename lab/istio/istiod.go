@@ -55,7 +55,7 @@ func (in *Installer) renderIstiod(c scenario.Cluster) (Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := in.renderer()
+	r, err := in.renderer(c)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (in *Installer) startIstiod(ctx context.Context, c scenario.Cluster) error 
 		return err
 	}
 	spec.CACertsDir = in.cacertsDir(c.Name)
-	rel, err := in.Release(ctx)
+	rel, err := in.releaseFor(ctx, c)
 	if err != nil {
 		return err
 	}

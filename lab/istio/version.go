@@ -3,6 +3,7 @@ package istio
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"mclab.dev/mclab/lab/binaries"
 	"mclab.dev/mclab/lab/istio/release"
@@ -33,57 +34,109 @@ type Release struct {
 	charts Charts
 }
 
-// Release returns the lab's Istio release, fetching it on first use (FetchStep does it up front).
+// Release returns the lab's Istio release (istio.version), fetching it on first use (FetchSteps does it
+// up front).
 func (in *Installer) Release(ctx context.Context) (*Release, error) {
+	return in.release(ctx, in.S.Istio.Version, in.hasProcessPrimary(in.S.Istio.Version))
+}
+
+// releaseFor is the release cluster c runs: its own istioVersion, else the lab's.
+func (in *Installer) releaseFor(ctx context.Context, c scenario.Cluster) (*Release, error) {
+	v := ClusterVersion(in.S, c)
+	return in.release(ctx, v, in.hasProcessPrimary(v))
+}
+
+// ClusterVersion is the Istio version of cluster c: clusters[].istioVersion, else istio.version.
+func ClusterVersion(s *scenario.Scenario, c scenario.Cluster) string {
+	if c.IstioVersion != "" {
+		return c.IstioVersion
+	}
+	return s.Istio.Version
+}
+
+// Versions are the distinct Istio versions of the lab's clusters, the lab's own first.
+func Versions(s *scenario.Scenario) []string {
+	out := []string{s.Istio.Version}
+	for _, c := range s.Clusters {
+		if v := ClusterVersion(s, c); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// hasProcessPrimary says whether a primary running version v runs istiod as a host process (then its
+// pilot-discovery is the release's, taken from its pilot image).
+func (in *Installer) hasProcessPrimary(v string) bool {
+	if _, process := in.processes(); !process {
+		return false
+	}
+	for _, c := range in.S.Clusters {
+		if c.Role == scenario.Primary && ClusterVersion(in.S, c) == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (in *Installer) release(ctx context.Context, version string, pilot bool) (*Release, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.rel != nil {
-		return in.rel, nil
+	if rel, ok := in.rels[version]; ok {
+		return rel, nil
 	}
-	if !IsRelease(in.S) {
-		in.rel = &Release{IstioRelease: state.IstioRelease{Version: scenario.DefaultIstioVersion, Charts: EmbeddedSource}, charts: EmbeddedCharts()}
-		if _, process := in.processes(); process {
-			in.rel.Pilot = "pilot-discovery built from source (lab/upstream)"
+	if in.rels == nil {
+		in.rels = map[string]*Release{}
+	}
+	if version == "" || version == scenario.DefaultIstioVersion {
+		rel := &Release{IstioRelease: state.IstioRelease{Version: scenario.DefaultIstioVersion, Charts: EmbeddedSource}, charts: EmbeddedCharts()}
+		if pilot {
+			rel.Pilot = "pilot-discovery built from source (lab/upstream)"
 		}
-		return in.rel, nil
+		in.rels[version] = rel
+		return rel, nil
 	}
 	f := &release.Fetcher{CacheDir: in.CacheDir, Out: in.Out}
 	repo := ChartRepository(in.S)
-	charts, err := f.Charts(ctx, repo, in.S.Istio.Version, ChartBase, ChartIstiod, ChartGateway)
+	charts, err := f.Charts(ctx, repo, version, ChartBase, ChartIstiod, ChartGateway)
 	if err != nil {
 		return nil, err
 	}
-	rel := &Release{IstioRelease: state.IstioRelease{Version: in.S.Istio.Version, Charts: repo, ChartDigests: map[string]string{}}, charts: LoadedCharts{}}
+	rel := &Release{IstioRelease: state.IstioRelease{Version: version, Charts: repo, ChartDigests: map[string]string{}}, charts: LoadedCharts{}}
 	for n, c := range charts {
 		rel.ChartDigests[n] = c.Digest
 		rel.charts.(LoadedCharts)[n] = c.Chart
 	}
-	if _, process := in.processes(); process {
-		bin, err := f.PilotDiscovery(ctx, ImageRef(in.S, "pilot"))
+	if pilot {
+		bin, err := f.PilotDiscovery(ctx, imageRefVersion(in.S, "pilot", version))
 		if err != nil {
 			return nil, err
 		}
 		rel.Pilot = bin.Image + "@" + bin.Digest
 		rel.PilotDiscovery = bin.Path
 	}
-	in.rel = rel
+	in.rels[version] = rel
 	return rel, nil
 }
 
-// FetchSteps fetch and verify a release's artifacts before anything is created (none for the built-in
-// Istio).
+// FetchSteps fetch and verify the releases' artifacts before anything is created (none for the
+// built-in Istio).
 func (in *Installer) FetchSteps() []plan.Step {
-	if !IsRelease(in.S) {
-		return nil
+	var steps []plan.Step
+	for _, v := range Versions(in.S) {
+		if v == scenario.DefaultIstioVersion {
+			continue
+		}
+		d := []string{fmt.Sprintf("charts %s, %s and %s %s from %s (Helm's repository index; each archive checked against the sha256 digest the index publishes; cached under %s/istio/charts)", ChartBase, ChartIstiod, ChartGateway, v, ChartRepository(in.S), in.CacheDir)}
+		if in.hasProcessPrimary(v) {
+			d = append(d, fmt.Sprintf("pilot-discovery from %s (registry API; the manifest digest recorded, every layer checked against its digest; cached by digest): the local provider's istiod processes run it", imageRefVersion(in.S, "pilot", v)))
+		}
+		steps = append(steps, plan.Step{Title: "Fetching Istio " + v, Details: d, Run: func(ctx context.Context) error {
+			_, err := in.release(ctx, v, in.hasProcessPrimary(v))
+			return err
+		}})
 	}
-	d := []string{fmt.Sprintf("charts %s, %s and %s %s from %s (Helm's repository index; each archive checked against the sha256 digest the index publishes; cached under %s/istio/charts)", ChartBase, ChartIstiod, ChartGateway, in.S.Istio.Version, ChartRepository(in.S), in.CacheDir)}
-	if _, process := in.processes(); process {
-		d = append(d, fmt.Sprintf("pilot-discovery from %s (registry API; the manifest digest recorded, every layer checked against its digest; cached by digest): the local provider's istiod processes run it", ImageRef(in.S, "pilot")))
-	}
-	return []plan.Step{{Title: "Fetching Istio " + in.S.Istio.Version, Details: d, Run: func(ctx context.Context) error {
-		_, err := in.Release(ctx)
-		return err
-	}}}
+	return steps
 }
 
 // UpgradeNote says what `up` does when a lab's Istio version changes: an in-place upgrade with Helm, in

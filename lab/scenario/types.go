@@ -320,4 +320,7 @@ type Cluster struct {
 	Primary string `json:"primary,omitempty"`
 	// Mesh is the ID of the mesh the cluster belongs to (default: the first mesh).
 	Mesh string `json:"mesh,omitempty"`
+	// IstioVersion is the Istio release of this cluster's charts and istiod (default istio.version): a
+	// mixed-version lab, as Istio's skew policy allows (control planes one minor version apart).
+	IstioVersion string `json:"istioVersion,omitempty"`
 }

@@ -343,13 +343,36 @@ func (s *Scenario) validateImages() field.ErrorList {
 			errs = append(errs, field.Invalid(field.NewPath("istio", "version"), v, "give a published Istio release such as 1.30.1 (MAJOR.MINOR.PATCH, as in Istio's chart repository), or "+DefaultIstioVersion+" for the Istio built into mclab"))
 		}
 	}
+	for i, c := range s.Clusters {
+		if c.IstioVersion == "" || c.IstioVersion == s.Istio.Version {
+			continue
+		}
+		p := field.NewPath("clusters").Index(i).Child("istioVersion")
+		cv, err := semver.StrictNewVersion(c.IstioVersion)
+		if err != nil {
+			errs = append(errs, field.Invalid(p, c.IstioVersion, "give a published Istio release such as 1.30.1, or leave it out to run istio.version"))
+			continue
+		}
+		lab := s.Istio.Version
+		if lab == "" || lab == DefaultIstioVersion {
+			lab = strings.TrimSuffix(DefaultIstioVersion, "-dev") + ".0-dev"
+		}
+		if lv, err := semver.NewVersion(lab); err == nil {
+			if cv.Major() != lv.Major() || max(cv.Minor(), lv.Minor())-min(cv.Minor(), lv.Minor()) > 1 {
+				errs = append(errs, field.Invalid(p, c.IstioVersion, fmt.Sprintf("Istio supports control planes one minor version apart at most; istio.version is %s", s.Istio.Version)))
+			}
+		}
+		if OfflineImages(s) {
+			errs = append(errs, field.Invalid(p, c.IstioVersion, "offline images are built from the built-in Istio only; drop provider.kind.offlineImages to pull "+c.IstioVersion+"'s images"))
+		}
+	}
 	if v := s.Istio.Version; v != "" && v != DefaultIstioVersion && OfflineImages(s) {
 		errs = append(errs, field.Invalid(field.NewPath("provider", "kind", "offlineImages"), true, "offline images are built from the source of the built-in Istio "+DefaultIstioVersion+", so they would pair its pilot with the charts of "+v+"; drop offlineImages (--offline-images) to pull "+v+"'s own images, or install "+DefaultIstioVersion))
 	}
 	if r := s.Istio.ChartRepository; r != "" {
 		if u, err := url.Parse(r); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, field.Invalid(field.NewPath("istio", "chartRepository"), r, "give a Helm chart repository URL (http or https), e.g. https://istio-release.storage.googleapis.com/charts"))
-		} else if s.Istio.Version == DefaultIstioVersion {
+		} else if s.Istio.Version == DefaultIstioVersion && !slices.ContainsFunc(s.Clusters, func(c Cluster) bool { return c.IstioVersion != "" && c.IstioVersion != DefaultIstioVersion }) {
 			errs = append(errs, field.Invalid(field.NewPath("istio", "chartRepository"), r, "the built-in "+DefaultIstioVersion+" uses the charts built into mclab; set istio.version (--istio-version) to a release to take charts from a repository"))
 		}
 	}

@@ -196,6 +196,16 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"istio.chartRepository", "a Helm chart repository URL"},
 		},
 		{
+			name: "cluster version two minors apart",
+			doc:  head + "istio: {version: 1.30.1}\nclusters:\n- {name: a}\n- {name: b, istioVersion: 1.28.0}\n",
+			want: []string{"clusters[1].istioVersion", "one minor version apart"},
+		},
+		{
+			name: "cluster version not a release",
+			doc:  head + "istio: {version: 1.30.1}\nclusters:\n- {name: a}\n- {name: b, istioVersion: stable}\n",
+			want: []string{"clusters[1].istioVersion", "a published Istio release"},
+		},
+		{
 			name: "offline images with a release",
 			doc:  head + "istio: {version: 1.30.1}\nprovider: {name: kind, kind: {offlineImages: true}}\nclusters:\n- {name: a}\n",
 			want: []string{"provider.kind.offlineImages", "drop offlineImages"},
@@ -305,5 +315,18 @@ func TestFederatedDefaultExportFollowsSamples(t *testing.T) {
 	given.Default()
 	if got := given.Istio.Federation.Exports; got[0].Hosts[0] != "x.y.svc.cluster.local" {
 		t.Errorf("explicit exports must stay: %+v", got)
+	}
+}
+
+// TestMixedVersionAccepted: a cluster one minor version apart from the lab's is what Istio's skew
+// policy allows.
+func TestMixedVersionAccepted(t *testing.T) {
+	for _, doc := range []string{
+		"apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nistio: {version: 1.30.1, model: primary-remote}\nclusters:\n- {name: a}\n- {name: b, role: remote, primary: a, istioVersion: 1.29.4}\n",
+		"apiVersion: mclab.dev/v1alpha1\nkind: Scenario\nistio: {chartRepository: \"https://charts.example\"}\nclusters:\n- {name: a}\n- {name: b, istioVersion: 1.30.2}\n",
+	} {
+		if _, err := Parse("mixed.yaml", []byte(doc)); err != nil {
+			t.Errorf("refused: %v\n%s", err, doc)
+		}
 	}
 }
