@@ -201,3 +201,12 @@ func keys(m map[string]bool) string {
 
 // Client is cluster's client (nil for a cluster the target has none for).
 func (t *Target) Client(cluster string) *kube.Client { return t.Clients[cluster] }
+
+// ServingCluster is the primary whose istiod serves cluster's proxies (itself for a primary).
+func (t *Target) ServingCluster(cluster string) string {
+	c := t.Scenario.Cluster(cluster)
+	if c == nil {
+		return ""
+	}
+	return t.topo().Serving(*c).Name
+}

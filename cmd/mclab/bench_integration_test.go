@@ -60,6 +60,12 @@ func TestIntegrationBench(t *testing.T) {
 			}
 		}
 	}
+	for _, change := range []string{bench.SecretRemoved, bench.SecretAdded} {
+		name := fmt.Sprintf("propagation/%s/endpoints=1/direct/c1->c2/total", change)
+		if f, ok := r.Figure(name); !ok || f.Summary.Count != 2 {
+			t.Errorf("figure %s: %+v (found %v)", name, f.Summary, ok)
+		}
+	}
 	if len(r.Steps) != 1 || len(r.Steps[0].Steps) < 5 || r.Lab["istio"] == "" {
 		t.Errorf("bring-up steps or lab facts missing: %+v %v", r.Steps, r.Lab)
 	}

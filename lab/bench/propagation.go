@@ -34,6 +34,8 @@ const (
 type PropagationLab interface {
 	Client(cluster string) *kube.Client
 	WatchEDS(ctx context.Context, cluster, edsCluster string) (<-chan xds.Update, <-chan error, error)
+	// ServingCluster is the primary whose istiod serves cluster's proxies.
+	ServingCluster(cluster string) string
 }
 
 // PropagationOptions say what to measure.
@@ -248,6 +250,9 @@ func Propagation(ctx context.Context, l PropagationLab, o PropagationOptions, r 
 			}
 		}
 		for _, change := range []string{BurstUp, StepUp, StepDown, BurstDown} {
+			if samples[key(change, n)] == nil {
+				continue
+			}
 			for _, c := range o.Clients {
 				s := samples[key(change, n)][c]
 				base := fmt.Sprintf("propagation/%s/%s/%s->%s", key(change, n), o.View, o.Source, c)
@@ -257,6 +262,78 @@ func Propagation(ctx context.Context, l PropagationLab, o PropagationOptions, r 
 				r.Add(NewFigure(base+"/istio", "s", what+": EndpointSlices -> the EDS of "+c+"'s sidecar (istiod's informer on "+o.Source+", debounce, push, delivery)", s.istio))
 			}
 		}
+	}
+	return remoteSecrets(ctx, l, o, src, slices, eds, r, out)
+}
+
+// Remote secret changes: with the first size's endpoints in the source, remove the remote secret through
+// which a client's istiod reads the source, time until the client's EDS has none of them, then put it
+// back and time until they are all there again.
+const (
+	SecretRemoved, SecretAdded = "remote-secret-removed", "remote-secret-added"
+)
+
+func remoteSecrets(ctx context.Context, l PropagationLab, o PropagationOptions, src *kube.Client, slices *level, eds map[string]*level, r *Result, out io.Writer) error {
+	n := o.Endpoints[0]
+	if err := scale(ctx, src, int32(n)); err != nil {
+		return err
+	}
+	settle, cancel := context.WithTimeout(ctx, 60*time.Second+time.Duration(n)*60*time.Millisecond)
+	defer cancel()
+	if _, err := slices.waitFor(settle, n, time.Now()); err != nil {
+		return fmt.Errorf("remote secrets: %s's EndpointSlices: %w", o.Source, err)
+	}
+	for _, c := range o.Clients {
+		serving := l.ServingCluster(c)
+		if serving == o.Source {
+			r.Notes = appendOnce(r.Notes, fmt.Sprintf("remote secret figures: %s's proxies are served by %s itself, which reads %s without a remote secret", c, serving, o.Source))
+			continue
+		}
+		if _, err := eds[c].waitFor(settle, n, time.Now()); err != nil {
+			return fmt.Errorf("remote secrets: %s's EDS: %w", c, err)
+		}
+		secrets := l.Client(serving).Kube.CoreV1().Secrets("istio-system")
+		name := "istio-remote-secret-" + o.Source
+		var removed, added []float64
+		for i := 0; i < o.Trials; i++ {
+			sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("the remote secret of %s for %s: %w", serving, o.Source, err)
+			}
+			keep := sec.DeepCopy()
+			keep.ResourceVersion, keep.UID, keep.CreationTimestamp, keep.ManagedFields = "", "", metav1.Time{}, nil
+			tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+			before := time.Now()
+			if err := secrets.Delete(tctx, name, metav1.DeleteOptions{}); err != nil {
+				tcancel()
+				return err
+			}
+			acked := time.Now()
+			gone, err := eds[c].waitFor(tctx, 0, before)
+			if err != nil {
+				// Put it back whatever happens: the lab must stay as it was.
+				_, _ = secrets.Create(context.WithoutCancel(ctx), keep, metav1.CreateOptions{})
+				tcancel()
+				return fmt.Errorf("%s's endpoints never left the EDS of %s after its remote secret was deleted: %w", o.Source, c, err)
+			}
+			removed = append(removed, max(gone.Sub(acked), 0).Seconds())
+			before = time.Now()
+			if _, err := secrets.Create(tctx, keep, metav1.CreateOptions{}); err != nil {
+				tcancel()
+				return fmt.Errorf("putting back the remote secret of %s for %s: %w", serving, o.Source, err)
+			}
+			acked = time.Now()
+			back, err := eds[c].waitFor(tctx, n, before)
+			tcancel()
+			if err != nil {
+				return fmt.Errorf("%s's endpoints never came back to the EDS of %s after its remote secret was re-created: %w", o.Source, c, err)
+			}
+			added = append(added, max(back.Sub(acked), 0).Seconds())
+			fmt.Fprintf(out, "  remote secret of %s for %s: removed -> %s's EDS empty %.3fs, added -> %d endpoints back %.3fs\n", serving, o.Source, c, removed[i], n, added[i])
+		}
+		base := fmt.Sprintf("propagation/%%s/endpoints=%d/%s/%s->%s/total", n, o.View, o.Source, c)
+		r.Add(NewFigure(fmt.Sprintf(base, SecretRemoved), "s", fmt.Sprintf("the remote secret of %s for %s deleted -> a sidecar in %s has none of %s's %d endpoints (istiod drops the cluster's informers)", serving, o.Source, c, o.Source, n), removed))
+		r.Add(NewFigure(fmt.Sprintf(base, SecretAdded), "s", fmt.Sprintf("the remote secret re-created -> a sidecar in %s has all %d endpoints again (istiod starts the cluster's informers and syncs)", c, n), added))
 	}
 	return nil
 }

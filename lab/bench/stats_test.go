@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSummarize(t *testing.T) {
@@ -94,5 +96,36 @@ func TestParseIstiodMetrics(t *testing.T) {
 	idle, err := ParseIstiodMetrics(strings.NewReader("# TYPE pilot_services gauge\npilot_services 12\n"))
 	if err != nil || idle.Connected {
 		t.Errorf("idle istiod: %+v %v", idle, err)
+	}
+}
+
+// TestLevelWaitFor: waitFor returns when a count first reaches a value at or after a moment, counting a
+// value that was reached before the moment and still holds, and not one that has since changed.
+func TestLevelWaitFor(t *testing.T) {
+	l := newLevel()
+	t0 := time.Now()
+	l.set(0, t0)
+	l.set(5, t0.Add(1*time.Second))
+	l.set(0, t0.Add(2*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	// 5 held from 1 s to 2 s: asked from 1.5 s it counts, at 1.5 s.
+	if at, err := l.waitFor(ctx, 5, t0.Add(1500*time.Millisecond)); err != nil || !at.Equal(t0.Add(1500*time.Millisecond)) {
+		t.Errorf("held value: %v %v", at, err)
+	}
+	// Asked from 3 s, 5 no longer holds: it must wait, and time out.
+	if _, err := l.waitFor(ctx, 5, t0.Add(3*time.Second)); err == nil || !strings.Contains(err.Error(), "count stayed 0, never 5") {
+		t.Errorf("stale value counted: %v", err)
+	}
+	// A later change wakes the waiter with the change's time.
+	done := make(chan time.Time)
+	go func() {
+		at, _ := l.waitFor(context.Background(), 7, t0.Add(3*time.Second))
+		done <- at
+	}()
+	time.Sleep(20 * time.Millisecond)
+	l.set(7, t0.Add(4*time.Second))
+	if at := <-done; !at.Equal(t0.Add(4 * time.Second)) {
+		t.Errorf("woken at %v", at)
 	}
 }
