@@ -275,8 +275,13 @@ func (o *benchOptions) propagation(ctx context.Context, g *globals, m *lab.Manag
 		r.Notes = append(r.Notes, "clients on the source's network and on others are mixed; each figure names its client")
 	}
 	fmt.Fprintf(g.streams.Err, "propagation: scaling %s/%s in %s, watching EDS as a sidecar in %s (%s view)\n", bench.Namespace, bench.Workload, srcCluster.Name, strings.Join(clients, ", "), view)
-	return bench.Propagation(ctx, t, bench.PropagationOptions{Source: srcCluster.Name, Clients: clients, Endpoints: s.Propagation.Endpoints,
-		Trials: s.Propagation.Trials, View: view, Out: g.streams.Err}, r)
+	po := bench.PropagationOptions{Source: srcCluster.Name, Clients: clients, Endpoints: s.Propagation.Endpoints,
+		Trials: s.Propagation.Trials, View: view, Out: g.streams.Err}
+	if ch := s.Propagation.Churn; ch != nil {
+		po.Churn = &bench.ChurnOptions{Endpoints: ch.Endpoints, Rate: ch.Rate}
+		r.Lab["churn"] = fmt.Sprintf("%d endpoints flapping at %g/s in every cluster", ch.Endpoints, ch.Rate)
+	}
+	return bench.Propagation(ctx, t, po, r)
 }
 
 // scaleLabs brings the scale bench's labs up and down with the lab manager (local provider).

@@ -54,7 +54,19 @@ type PropagationOptions struct {
 	View string
 	// Out gets a line per trial.
 	Out io.Writer
+	// Churn, when set, flaps other endpoints in every cluster while the changes are measured.
+	Churn *ChurnOptions
 }
+
+// ChurnOptions: in every cluster of the lab, a second workload flaps between 0 and Endpoints at Rate
+// changes per second, for as long as the measurement runs (bounded by it).
+type ChurnOptions struct {
+	Endpoints int
+	Rate      float64
+}
+
+// churnWorkload is the flapping workload.
+const churnWorkload = "churn"
 
 // Change kinds measured at each size.
 const (
@@ -145,6 +157,35 @@ func Propagation(ctx context.Context, l PropagationLab, o PropagationOptions, r 
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if o.Churn != nil {
+		var flappers sync.WaitGroup
+		defer flappers.Wait()
+		defer cancel()
+		for _, name := range append([]string{o.Source}, o.Clients...) {
+			c := l.Client(name)
+			if name != o.Source {
+				if err := setup(ctx, c, o.Image); err != nil {
+					return err
+				}
+				defer func() {
+					cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+					defer ccancel()
+					if cerr := teardown(cctx, c); cerr != nil && err == nil {
+						err = cerr
+					}
+				}()
+			}
+			if err := setupWorkload(ctx, c, churnWorkload, o.Image); err != nil {
+				return err
+			}
+			flappers.Add(1)
+			go func() {
+				defer flappers.Done()
+				flap(ctx, c, o.Churn)
+			}()
+		}
+		fmt.Fprintf(out, "  churn: %d endpoints flapping at %.1f changes/s in %d clusters\n", o.Churn.Endpoints, o.Churn.Rate, 1+len(o.Clients))
+	}
 
 	slices := newLevel()
 	f := informers.NewSharedInformerFactoryWithOptions(src.Kube, 0, informers.WithNamespace(Namespace),
@@ -350,21 +391,52 @@ func changeHelp(change string, n int) string {
 	return fmt.Sprintf("one endpoint removed where %d+1 exist", n)
 }
 
+// flap scales the churn workload between 0 and its size at its rate until ctx ends; errors (a busy API
+// server) are skipped: the churn is load, not a measurement.
+func flap(ctx context.Context, c *kube.Client, o *ChurnOptions) {
+	every := time.Duration(float64(time.Second) / max(o.Rate, 0.01))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	up := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := 0
+		if up {
+			n = o.Endpoints
+		}
+		patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)
+		_, _ = c.Kube.AppsV1().Deployments(Namespace).Patch(ctx, churnWorkload, types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "scale")
+		up = !up
+	}
+}
+
 func setup(ctx context.Context, c *kube.Client, image string) error {
+	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "mclab-bench"}}}
+	if err := c.ApplyTyped(ctx, ns); err != nil {
+		return err
+	}
+	return setupWorkload(ctx, c, Workload, image)
+}
+
+// setupWorkload makes a Service and a Deployment (0 replicas) named name in the bench namespace.
+func setupWorkload(ctx context.Context, c *kube.Client, name, image string) error {
 	if image == "" {
 		image = "registry.k8s.io/pause:3.10"
 	}
-	ns := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "mclab-bench"}}}
-	labels := map[string]string{"app": Workload}
-	svc := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: metav1.ObjectMeta{Name: Workload, Namespace: Namespace},
+	labels := map[string]string{"app": name}
+	svc := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
 		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
 	zero := int32(0)
-	podLabels := map[string]string{"app": Workload, "security.istio.io/tlsMode": "istio"}
-	dep := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: metav1.ObjectMeta{Name: Workload, Namespace: Namespace},
+	podLabels := map[string]string{"app": name, "security.istio.io/tlsMode": "istio"}
+	dep := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
 		Spec: appsv1.DeploymentSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
 				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64), Containers: []corev1.Container{{Name: "app", Image: image, Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}}}}}
-	for _, o := range []any{ns, svc, dep} {
+	for _, o := range []any{svc, dep} {
 		if err := c.ApplyTyped(ctx, o); err != nil {
 			return err
 		}

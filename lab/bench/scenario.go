@@ -50,6 +50,15 @@ type LabSpec struct {
 type PropagationSpec struct {
 	Endpoints []int `json:"endpoints"`
 	Trials    int   `json:"trials"`
+	// Churn flaps other endpoints in every cluster while the changes are measured (propagation under
+	// load).
+	Churn *ChurnSpec `json:"churn,omitempty"`
+}
+
+// ChurnSpec: a workload of Endpoints pods per cluster scaled between 0 and Endpoints, Rate times a second.
+type ChurnSpec struct {
+	Endpoints int     `json:"endpoints"`
+	Rate      float64 `json:"rate"`
 }
 
 // ScaleSpec says what the scale bench measures.
@@ -184,6 +193,14 @@ func (s *Scenario) Validate() field.ErrorList {
 		counts(p.Child("endpoints"), s.Propagation.Endpoints, 1, MaxEndpoints, "endpoints")
 		if t := s.Propagation.Trials; t < 1 || t > MaxTrials {
 			errs = append(errs, field.Invalid(p.Child("trials"), t, fmt.Sprintf("trials must be 1 to %d", MaxTrials)))
+		}
+		if ch := s.Propagation.Churn; ch != nil {
+			if ch.Endpoints < 1 || ch.Endpoints > MaxEndpoints {
+				errs = append(errs, field.Invalid(p.Child("churn", "endpoints"), ch.Endpoints, fmt.Sprintf("churn endpoints must be 1 to %d", MaxEndpoints)))
+			}
+			if ch.Rate < 0.1 || ch.Rate > 20 {
+				errs = append(errs, field.Invalid(p.Child("churn", "rate"), ch.Rate, "churn rate is changes per second per cluster, 0.1 to 20"))
+			}
 		}
 		if s.Lab.Clusters < 2 {
 			errs = append(errs, field.Invalid(field.NewPath("lab", "clusters"), s.Lab.Clusters, "propagation crosses clusters: give 2 or more"))
