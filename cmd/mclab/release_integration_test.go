@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"mclab.dev/mclab/lab/binaries"
@@ -174,8 +175,8 @@ clusters:
 	}
 }
 
-// releaseCharts lists the Helm releases of one context: release name -> chart-version.
-func releaseCharts(t *testing.T, kubeconfig, context string) map[string]string {
+// helmList lists the Helm releases of one context in every namespace, as `helm list -A` does.
+func helmList(t *testing.T, kubeconfig, context string) []*release.Release {
 	t.Helper()
 	flags := genericclioptions.NewConfigFlags(false)
 	flags.KubeConfig, flags.Context = &kubeconfig, &context
@@ -189,8 +190,14 @@ func releaseCharts(t *testing.T, kubeconfig, context string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rels
+}
+
+// releaseCharts lists the Helm releases of one context: release name -> chart-version.
+func releaseCharts(t *testing.T, kubeconfig, context string) map[string]string {
+	t.Helper()
 	out := map[string]string{}
-	for _, r := range rels {
+	for _, r := range helmList(t, kubeconfig, context) {
 		out[r.Name] = r.Chart.Metadata.Name + "-" + r.Chart.Metadata.Version
 	}
 	return out
@@ -201,21 +208,8 @@ func releaseCharts(t *testing.T, kubeconfig, context string) map[string]string {
 func checkReleases(t *testing.T, kubeconfig, version string, revision int) {
 	t.Helper()
 	for _, c := range []string{"c1", "c2"} {
-		flags := genericclioptions.NewConfigFlags(false)
-		context := "rel-" + c
-		flags.KubeConfig, flags.Context = &kubeconfig, &context
-		cfg := new(action.Configuration)
-		if err := cfg.Init(flags, "", "secret", func(string, ...any) {}); err != nil {
-			t.Fatal(err)
-		}
-		l := action.NewList(cfg)
-		l.AllNamespaces = true
-		rels, err := l.Run()
-		if err != nil {
-			t.Fatal(err)
-		}
 		var got []string
-		for _, r := range rels {
+		for _, r := range helmList(t, kubeconfig, "rel-"+c) {
 			got = append(got, fmt.Sprintf("%s/%s %s-%s r%d %s", r.Namespace, r.Name, r.Chart.Metadata.Name, r.Chart.Metadata.Version, r.Version, r.Info.Status))
 		}
 		sort.Strings(got)
