@@ -172,8 +172,13 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 			Settle: s.Scale.Settle.Duration, Model: string(s.Lab.Model), Out: g.streams.Err}, r)
 	}
 	r.Took = time.Since(r.Started).Round(time.Second).String()
-	if err != nil {
-		return fmt.Errorf("bench %s: %w", s.Name, err)
+	runErr := err
+	if runErr != nil {
+		if len(r.Figures) == 0 {
+			return fmt.Errorf("bench %s: %w", s.Name, runErr)
+		}
+		// What was measured before the failure is kept, marked incomplete.
+		r.Notes = append(r.Notes, "INCOMPLETE: the bench stopped: "+runErr.Error())
 	}
 	dir := o.outDir
 	if dir == "" {
@@ -197,6 +202,9 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 		return err
 	}
 	fmt.Fprintf(g.streams.Err, "results: %s (raw samples), %s\n", filepath.Join(dir, "bench-result.json"), filepath.Join(dir, "bench.html"))
+	if runErr != nil {
+		return fmt.Errorf("bench %s: %w (the figures measured before are in %s, marked incomplete)", s.Name, runErr, dir)
+	}
 	if old != nil {
 		cs := bench.Compare(old, r, o.threshold, 0.05)
 		fmt.Fprintf(g.streams.Out, "\ncompared with %s (%s):\n", o.compare, old.Started.Format(time.RFC3339))
