@@ -197,6 +197,16 @@ func (c *Client) applyOne(ctx context.Context, ns string, o *unstructured.Unstru
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts)
+	// An admission webhook that did not answer in time (one istiod injecting and validating for many
+	// clusters at once) is a transient refusal: try again a few times before giving up.
+	for wait := time.Second; err != nil && webhookTimeout(err) && wait <= 4*time.Second; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("applying %s %s/%s to %s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), c.Name, err)
+		case <-time.After(wait):
+		}
+		_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("applying %s %s/%s to %s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), c.Name, err)
 	}
@@ -262,4 +272,11 @@ func NewClientFromKubeconfig(name string, kc *clientcmdapi.Config) (*Client, err
 		return nil, fmt.Errorf("kubeconfig of %s: %w", name, err)
 	}
 	return NewClient(name, cfg)
+}
+
+// webhookTimeout reports whether err is the API server's "failed calling webhook" for a webhook that did
+// not answer in time.
+func webhookTimeout(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "failed calling webhook") && (strings.Contains(msg, "context deadline exceeded") || strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "i/o timeout"))
 }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +40,18 @@ func TestWaitDeploymentSaysWhy(t *testing.T) {
 	kc = &Client{Name: "c1", Kube: fake.NewClientset(dep)}
 	if err := WaitDeployment(context.Background(), kc, "istio-system", "istiod", "app=istiod", time.Second, ""); err != nil {
 		t.Errorf("available deployment: %v", err)
+	}
+}
+
+func TestWebhookTimeout(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`Internal error occurred: failed calling webhook "validation.istio.io": failed to call webhook: Post "https://localhost:20009/validate?timeout=10s": context deadline exceeded`:                          true,
+		`Internal error occurred: failed calling webhook "namespace.sidecar-injector.istio.io": failed to call webhook: Post "https://istiod.istio-system.svc:443/inject": dial tcp 10.96.0.10:443: i/o timeout`: true,
+		`admission webhook "validation.istio.io" denied the request: configuration is invalid`:                                                                                                                   false,
+		`Internal error occurred: failed calling webhook "validation.istio.io": failed to call webhook: x509: certificate signed by unknown authority`:                                                           false,
+	} {
+		if got := webhookTimeout(errors.New(msg)); got != want {
+			t.Errorf("%q: %v", msg, got)
+		}
 	}
 }
