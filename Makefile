@@ -14,7 +14,7 @@ GO       ?= go
 BIN      := $(CURDIR)/bin
 MCLAB    := $(BIN)/mclab
 # Integration tests and benchmarks run real clusters; unit tests alone: make unit.
-TEST_TIMEOUT ?= 60m
+TEST_TIMEOUT ?= 75m
 
 .PHONY: all build lab down status plan verify name images tools test unit integration bench verify-code clean
 
