@@ -51,6 +51,8 @@ func Scale(ctx context.Context, labs ScaleLabs, o ScaleOptions, r *Result) error
 	}
 	type sampleKey struct{ clusters, endpoints int }
 	cost := map[sampleKey]map[string]float64{} // figure suffix -> value
+	// The growth is fitted over what was measured, also when a larger size fails.
+	defer fitGrowth(r, o, func(n, e int) (map[string]float64, bool) { v, ok := cost[sampleKey{n, e}]; return v, ok })
 	for _, n := range o.Clusters {
 		name := fmt.Sprintf("bench-scale-%d", n)
 		var steps []Step
@@ -124,13 +126,20 @@ func Scale(ctx context.Context, labs ScaleLabs, o ScaleOptions, r *Result) error
 			return err
 		}
 	}
-	// Growth with clusters, at each endpoint count; growth with endpoints, at each size.
+	return nil
+}
+
+// fitGrowth fits how each cost grows with clusters (at each endpoint count) and with endpoints x
+// clusters (at each size).
+func fitGrowth(r *Result, o ScaleOptions, cost func(n, e int) (map[string]float64, bool)) {
 	for _, comp := range []string{"istiod-rss", "kube-apiserver-rss", "etcd-rss", "kwok-rss", "total-rss", "istiod-cpu", "istiod-pushes"} {
 		for _, e := range o.Endpoints {
 			var xs, ys []float64
 			for _, n := range o.Clusters {
-				if v, ok := cost[sampleKey{n, e}][comp]; ok {
-					xs, ys = append(xs, float64(n)), append(ys, v)
+				if vals, ok := cost(n, e); ok {
+					if v, ok := vals[comp]; ok {
+						xs, ys = append(xs, float64(n)), append(ys, v)
+					}
 				}
 			}
 			addFit(r, fmt.Sprintf("%s vs clusters (endpoints=%d)", comp, e), "clusters", comp, xs, ys)
@@ -138,14 +147,15 @@ func Scale(ctx context.Context, labs ScaleLabs, o ScaleOptions, r *Result) error
 		for _, n := range o.Clusters {
 			var xs, ys []float64
 			for _, e := range o.Endpoints {
-				if v, ok := cost[sampleKey{n, e}][comp]; ok && e > 0 {
-					xs, ys = append(xs, float64(e*n)), append(ys, v)
+				if vals, ok := cost(n, e); ok && e > 0 {
+					if v, ok := vals[comp]; ok {
+						xs, ys = append(xs, float64(e*n)), append(ys, v)
+					}
 				}
 			}
 			addFit(r, fmt.Sprintf("%s vs endpoints x clusters (clusters=%d)", comp, n), "endpoints x clusters", comp, xs, ys)
 		}
 	}
-	return nil
 }
 
 func addFit(r *Result, name, x, y string, xs, ys []float64) {
