@@ -8,6 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"mclab.dev/mclab/lab/binaries"
+	"mclab.dev/mclab/lab/istio"
+	"mclab.dev/mclab/lab/istio/release"
+	"mclab.dev/mclab/lab/scenario"
 )
 
 // Version is mclab's version, set at build time with -ldflags "-X mclab.dev/mclab/internal/cli.Version=...".
@@ -22,6 +25,17 @@ type VersionInfo struct {
 	Platform string `json:"platform"`
 	// Upstream are the versions mclab pins (Kubernetes, etcd, kwok, Istio).
 	Upstream map[string]string `json:"upstream"`
+	// Istio says which Istio `up` installs by default and where its charts and istiod come from, and
+	// where a release's come from.
+	Istio IstioSources `json:"istio"`
+}
+
+// IstioSources are where Istio's charts and programs come from.
+type IstioSources struct {
+	Default string `json:"default"`
+	Charts  string `json:"charts"`
+	// Releases is where --istio-version's charts and pilot images come from.
+	Releases string `json:"releases"`
 }
 
 func newVersionCommand(g *globals) *cobra.Command {
@@ -46,6 +60,8 @@ func newVersionCommand(g *globals) *cobra.Command {
 			for _, k := range []string{"kubernetes", "etcd", "kwok", "istio"} {
 				v.Upstream[k] = binaries.Versions[k]
 			}
+			v.Istio = IstioSources{Default: scenario.DefaultIstioVersion, Charts: istio.EmbeddedSource,
+				Releases: "--istio-version X.Y.Z: charts from " + release.DefaultChartRepository + " (digest-checked), images and the local provider's pilot-discovery from " + release.DefaultHub + "/pilot:X.Y.Z (digest-checked)"}
 			return printDoc(g.streams.Out, output, v, func() error {
 				rev := ""
 				if v.Revision != "" {
@@ -56,6 +72,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 				for _, k := range []string{"kubernetes", "etcd", "kwok", "istio"} {
 					fmt.Fprintf(out, "  %-10s %s\n", k, v.Upstream[k])
 				}
+				fmt.Fprintf(out, "Istio installed by default: %s, %s\nOther Istio releases: %s\n", v.Istio.Default, v.Istio.Charts, v.Istio.Releases)
 				return nil
 			})
 		},
