@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"mclab.dev/mclab/lab/state"
 )
@@ -145,4 +146,50 @@ func busyPorts(ps Ports) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// portHolders names the processes listening on ports ("pid 123 (pilot-discovery)"), from /proc/net/tcp
+// and each process's file descriptors, for messages about a port that is taken.
+func portHolders(ports []int) string {
+	want := map[string]int{}
+	for _, p := range ports {
+		want[fmt.Sprintf("%04X", p)] = p
+	}
+	inodes := map[string]int{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 || fs[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 {
+				if p, ok := want[fs[1][i+1:]]; ok {
+					inodes["socket:["+fs[9]+"]"] = p
+				}
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return ""
+	}
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		link, err := os.Readlink(fd)
+		if err != nil {
+			continue
+		}
+		if port, ok := inodes[link]; ok {
+			pid := strings.Split(fd, "/")[2]
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			out = append(out, fmt.Sprintf("port %d: pid %s (%s)", port, pid, strings.TrimSpace(string(comm))))
+			delete(inodes, link)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
