@@ -1,6 +1,6 @@
 # mclab: labs and conformance gates for Istio multi-cluster meshes.
 #   make lab TOPOLOGY=multi-network MODEL=multi-primary CLUSTERS=2 PROVIDER=auto [ISTIO_VERSION=1.30.1]
-#   make status / make down / make test / make tools
+#   make status / make down / make test / make test-long / make tools
 
 TOPOLOGY ?= multi-network
 MODEL    ?= multi-primary
@@ -14,9 +14,11 @@ GO       ?= go
 BIN      := $(CURDIR)/bin
 MCLAB    := $(BIN)/mclab
 # Integration tests and benchmarks run real clusters; unit tests alone: make unit.
-TEST_TIMEOUT ?= 75m
+TEST_TIMEOUT ?= 45m
+# make test-long sets it (the nightly matrix); exported so that the tests see it.
+export MCLAB_TEST_LONG
 
-.PHONY: all build lab down status plan verify name images tools test unit integration bench verify-code clean
+.PHONY: all build lab down status plan verify name images tools test test-long unit integration bench verify-code clean
 
 all: build
 
@@ -55,14 +57,27 @@ tools: build
 images: build
 	$(MCLAB) images
 
-## test: every test, unit and integration (the integration tests run real local clusters)
-# The full log goes to bin/test.log; the terminal shows each package, each integration test's result
-# (real kind included, with its figures or the reason it skipped) and every failure.
+## test: every test, unit and integration (the integration tests run real local clusters, and real kind
+# where kind-offline is set up). Budget: 30 minutes warm on 2 cores. The full log goes to bin/test.log
+# (bin/test.json: go test -json; bin/junit.xml); the terminal shows each package with its time, each
+# integration test's result (real kind included, with its figures or the reason it skipped) and every
+# failure, then the total and the 10 slowest tests.
+# test-long: the same with the exhaustive matrix (MCLAB_TEST_LONG=1: train selftest with 3 seeds per
+# exercise, every kind model, every verify fault on every model): the nightly job (ci/nightly.sh).
+TEST_P ?= 1
 test: verify-code tools
 	@mkdir -p $(BIN)
-	set -o pipefail; $(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./... 2>&1 | tee $(BIN)/test.log | \
-		grep --line-buffered -E '^(ok|FAIL|panic:)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^\s+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind|verify of kind|train selftest|SIGINT after)|^\s+[0-9]+ runs of [0-9]+ exercises'
-	@echo "full test log: $(BIN)/test.log"
+	@start=$$(date +%s); set -o pipefail; \
+	$(GO) tool gotestsum --format standard-verbose --jsonfile $(BIN)/test.json --junitfile $(BIN)/junit.xml -- \
+		-p $(TEST_P) -count=1 -timeout $(TEST_TIMEOUT) ./... 2>&1 | tee $(BIN)/test.log | \
+		grep --line-buffered -E '^(ok|FAIL|panic:|DONE)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^\s+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind|verify of kind|train selftest|SIGINT after|shared lab)|^\s+[0-9]+ runs of [0-9]+ exercises'; \
+	rc=$$?; \
+	echo "make test$(if $(MCLAB_TEST_LONG), (long: MCLAB_TEST_LONG=$(MCLAB_TEST_LONG))): $$(( $$(date +%s) - start )) s in all; the 10 slowest tests:"; \
+	$(GO) tool gotestsum tool slowest --jsonfile $(BIN)/test.json --threshold 0 --num 10; \
+	echo "full test log: $(BIN)/test.log"; exit $$rc
+
+test-long:
+	$(MAKE) test MCLAB_TEST_LONG=1 TEST_TIMEOUT=$(or $(LONG_TIMEOUT),180m)
 
 ## unit: the fast tests only
 unit:

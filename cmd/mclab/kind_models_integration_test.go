@@ -129,14 +129,24 @@ func tarNames(t *testing.T, path string) []string {
 //   - multi-network: discovery and the gateways' configuration are judged on the control plane
 //     (conformant with --view control-plane); the east-west gateways cannot run (no Envoy), which the
 //     full run says, naming pilot-agent's own error: inconclusive, never conformant.
-//   - federated (two meshes, ca-certificates trust): conformant; the meshes stay apart.
+//   - federated (two meshes, ca-certificates trust): conformant; the meshes stay apart. make test-long
+//     only (MCLAB_TEST_LONG=1): its kind path is multi-network's with a second root, and the federation
+//     itself is judged on local labs in every make test (TestIntegrationVerifyModels).
+//
+// The labs are independent (their own names, MetalLB pools that never overlap), so they come up side
+// by side, as many at once as go test's -parallel allows (GOMAXPROCS: 2 here).
 func TestIntegrationRealKindModels(t *testing.T) {
 	image := realKind(t)
 	bin := buildMclab(t)
 	stateDir := labtest.StateRoot(t)
 	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
+	// The offline images are built once (by the first lab that needs them), before the labs fork.
+	if _, stderr, code := mclabWithin(t, 20*time.Minute, bin, stateDir, "images"); code != 0 {
+		t.Fatalf("images: %s", stderr)
+	}
 
 	t.Run("primary-remote", func(t *testing.T) {
+		t.Parallel()
 		l := newKindLab(t, bin, stateDir, "kindpr", image, "istio: {model: primary-remote}\nclusters:\n- {name: c1}\n- {name: c2, role: remote, primary: c1}\n")
 		progress := l.up()
 		if !strings.Contains(progress, "Exposing istiod of c1 to its remotes through a LoadBalancer Service") {
@@ -179,6 +189,7 @@ func TestIntegrationRealKindModels(t *testing.T) {
 	})
 
 	t.Run("multi-network", func(t *testing.T) {
+		t.Parallel()
 		l := newKindLab(t, bin, stateDir, "kindmn", image, "clusters:\n- {name: c1, network: network1}\n- {name: c2, network: network2}\n")
 		l.up()
 		l.memory()
@@ -199,6 +210,10 @@ func TestIntegrationRealKindModels(t *testing.T) {
 	})
 
 	t.Run("federated", func(t *testing.T) {
+		if !labtest.Long() {
+			t.Skip("real kind federated: make test-long only (MCLAB_TEST_LONG=1); make test judges federation on local labs")
+		}
+		t.Parallel()
 		l := newKindLab(t, bin, stateDir, "kindfed", image, "istio: {model: federated}\nmeshes: [{id: mesh1}, {id: mesh2}]\nclusters:\n- {name: c1, network: network1, mesh: mesh1}\n- {name: c2, network: network2, mesh: mesh2}\n")
 		l.up()
 		out, report, _ := l.verifyUntil("healthy", 0)

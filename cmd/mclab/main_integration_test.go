@@ -2,14 +2,14 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,17 +20,43 @@ import (
 	"mclab.dev/mclab/lab/labtest"
 )
 
-// buildMclab builds the CLI as users run it.
+// TestMain builds nothing itself; it removes what the package's tests shared (the binary, the shared
+// labs) once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopSharedLabs()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	binErr    error
+)
+
+// buildMclab builds the CLI as users run it, once per test binary (every test runs the same program;
+// a link of it costs seconds), and points KUBECONFIG at a file of the test's own: up merges the lab's
+// contexts into the user's kubeconfig, a test's own, never the machine's.
 func buildMclab(t *testing.T) string {
 	t.Helper()
-	// up merges the lab's contexts into the user's kubeconfig: a test's own, never the machine's.
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "user-kubeconfig"))
-	bin := filepath.Join(t.TempDir(), "mclab")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "mclab-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "mclab")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binPath
 }
 
 func mclab(t *testing.T, bin, stateDir string, args ...string) (string, string, int) {
@@ -41,21 +67,11 @@ func mclab(t *testing.T, bin, stateDir string, args ...string) (string, string, 
 // mclabWithin runs mclab with a bound on its time and returns its outputs and exit code.
 func mclabWithin(t *testing.T, d time.Duration, bin, stateDir string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "MCLAB_STATE_DIR="+stateDir)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
+	stdout, stderr, code, err := runMclab(d, bin, stateDir, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return stdout.String(), stderr.String(), code
+	return stdout, stderr, code
 }
 
 // TestIntegrationCLI drives the user's path: up, kubeconfig, status (text and JSON), list, down.

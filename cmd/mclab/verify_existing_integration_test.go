@@ -18,12 +18,9 @@ import (
 func TestIntegrationVerifyExistingClusters(t *testing.T) {
 	labtest.SkipIfShort(t)
 	bin := buildMclab(t)
-	hostState := labtest.StateRoot(t)
-	t.Cleanup(func() { mclab(t, bin, hostState, "down", "--all") })
-	if _, stderr, code := mclab(t, bin, hostState, "up", "--topology", "single-network", "--provider", "local"); code != 0 {
-		t.Fatalf("up: %s", stderr)
-	}
-	kc, _, _ := mclab(t, bin, hostState, "kubeconfig", "--path", "--name", "single-network")
+	// The clusters: the shared single-network lab (read only; TestIntegrationVerifyModels reads it too).
+	host := useSharedLab(t, bin, "single-network")
+	hostState, kc := host.stateDir, host.kubeconfig
 	data, err := os.ReadFile(filepath.Join(hostState, "labs", "single-network", "local", "ports.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,8 @@ import (
 	"mclab.dev/mclab/reports"
 )
 
-// TestIntegrationVerify runs `mclab verify` against a healthy multi-network lab (exit 0, data-plane
+// TestIntegrationVerify checks a multi-network lab as status promises it (labtest.AssertIstioLab), runs
+// `mclab verify` against it healthy (exit 0, data-plane
 // checks skipped with their reason, every report written), then seeds one fault at a time and expects
 // exit 1 with the cause named in the output and in the conformance report, converging the lab with
 // `mclab up` between faults. Finally a lab whose API server is gone is inconclusive (exit 2) and still
@@ -37,9 +38,12 @@ func TestIntegrationVerify(t *testing.T) {
 	bin := buildMclab(t)
 	stateDir := labtest.StateRoot(t)
 	t.Cleanup(func() { mclab(t, bin, stateDir, "down", "--all") })
-	if _, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local"); code != 0 {
+	upOut, stderr, code := mclab(t, bin, stateDir, "up", "--topology", "multi-network", "--provider", "local")
+	if code != 0 {
 		t.Fatalf("up: %s", stderr)
 	}
+	// The lab is what status promises (the checks every model's lab gets, TestIntegrationVerifyModels).
+	labtest.AssertIstioLab(t, stateDir, "multi-network", upOut+stderr)
 	kcPath, _, _ := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", "multi-network")
 	c1 := client(t, strings.TrimSpace(kcPath), "multi-network-c1")
 	c2 := client(t, strings.TrimSpace(kcPath), "multi-network-c2")
@@ -194,7 +198,7 @@ func TestIntegrationVerify(t *testing.T) {
 	// Inconclusive: the lab's API servers are gone.
 	mclab(t, bin, stateDir, "down", "--name", "multi-network")
 	dir := filepath.Join(t.TempDir(), "gone")
-	out, stderr, code := mclab(t, bin, stateDir, "verify", "--name", "multi-network", "--report-dir", dir)
+	out, stderr, code = mclab(t, bin, stateDir, "verify", "--name", "multi-network", "--report-dir", dir)
 	if code != 2 {
 		t.Errorf("verify of a missing lab must be inconclusive (2), got %d: %s%s", code, out, stderr)
 	}

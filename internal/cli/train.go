@@ -507,7 +507,7 @@ func resetLab(ctx context.Context, g *globals, l *trainLab, s *train.Session, e 
 			}
 			return train.Clear(l.dir)
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(500 * time.Millisecond)
 	}
 	return fmt.Errorf("after the reset, the baseline does not pass:\n%s", verdictBlock(run.output))
 }

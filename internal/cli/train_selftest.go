@@ -62,7 +62,21 @@ func selftestLab(e *train.Exercise) (scenario.Topology, scenario.Model, int) {
 	return topo, model, n
 }
 
+// selftestLabName names the lab selftest creates for a topology, model and cluster count.
+func selftestLabName(topo scenario.Topology, model scenario.Model, n int) string {
+	if n != 2 {
+		return fmt.Sprintf("selftest-%s-%s-%d", topo, model, n)
+	}
+	return fmt.Sprintf("selftest-%s-%s", topo, model)
+}
+
 func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions, names []string) error {
+	if so.seeds < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("--seeds %d: give 1 or more (each seed draws the clusters an exercise acts on)", so.seeds)}
+	}
+	if so.parallel < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("--parallel %d: give 1 or more (labs whose exercises run side by side)", so.parallel)}
+	}
 	all, err := o.catalogue()
 	if err != nil {
 		return err
@@ -101,38 +115,58 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 		width = max(width, len(e.Name))
 	}
 	row := func(cols ...string) {
-		fmt.Fprintf(g.streams.Out, "%-*s  %-4s  %-6s  %-6s  %-17s  %-14s  %-6s  %s\n", width, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7])
+		fmt.Fprintf(g.streams.Out, "%-*s  %-31s  %-4s  %-6s  %-6s  %-17s  %-14s  %-6s  %s\n", width, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8])
 	}
-	row("EXERCISE", "SEED", "TARGET", "INJECT", "FAILS AS EXPECTED", "SOLUTION+CHECK", "RESET", "RESULT")
-	// Plan: the exercises that fit, grouped by the lab they run on (created once, one after the
-	// other: the local provider allocates ports as it starts a lab).
+	row("EXERCISE", "LAB", "SEED", "TARGET", "INJECT", "FAILS AS EXPECTED", "SOLUTION+CHECK", "RESET", "RESULT")
+	// Plan: the labs the exercises ask for (each one's first topology and model), created once, one
+	// after the other (the local provider allocates ports as it starts a lab); every exercise runs on
+	// every one of those labs it fits, so an exercise that supports several topologies or models is
+	// proven on each of them, at no extra lab.
 	var notRun []string
-	var labOrder []string
+	var labOrder, planned []string
+	scenarios := map[string]*scenario.Scenario{}
 	groups := map[string][]*train.Exercise{}
 	for _, e := range exercises {
 		topo, model, n := selftestLab(e)
-		name := fmt.Sprintf("selftest-%s-%s", topo, model)
+		name := selftestLabName(topo, model, n)
+		if _, ok := scenarios[name]; ok {
+			continue
+		}
 		s, err := scenario.Compose(topo, model, n)
 		if err != nil {
 			return err
 		}
 		s.Provider.Name = scenario.ProviderName(so.provider)
-		// Whether the provider runs containers is known before any lab exists: local never does.
-		if why := e.Fits(s, s.Provider.Name != scenario.ProviderLocal); why != "" {
-			row(e.Name, "-", "-", "-", "-", "-", "-", "not run: "+why)
+		s.Name = name
+		scenarios[name] = s
+		planned = append(planned, name)
+	}
+	for _, e := range exercises {
+		topo, model, n := selftestLab(e)
+		fits := 0
+		for _, name := range planned {
+			// Whether the provider runs containers is known before any lab exists: local never does.
+			if e.Fits(scenarios[name], scenarios[name].Provider.Name != scenario.ProviderLocal) == "" {
+				groups[name] = append(groups[name], e)
+				fits++
+			}
+		}
+		if fits == 0 {
+			why := e.Fits(scenarios[selftestLabName(topo, model, n)], so.provider != string(scenario.ProviderLocal))
+			row(e.Name, "-", "-", "-", "-", "-", "-", "-", "not run: "+why)
 			notRun = append(notRun, e.Name)
+		}
+	}
+	for _, name := range planned {
+		if len(groups[name]) == 0 {
 			continue
 		}
-		if _, ok := groups[name]; !ok {
-			labOrder = append(labOrder, name)
-			s.Name = name
-			fmt.Fprintf(g.streams.Err, "Bringing up %s for the selftest ...\n", name)
-			if err := m.Up(ctx, s, name); err != nil {
-				return fmt.Errorf("selftest lab %s: %w", name, err)
-			}
-			created[name] = true
+		labOrder = append(labOrder, name)
+		fmt.Fprintf(g.streams.Err, "Bringing up %s for the selftest (%d exercises) ...\n", name, len(groups[name]))
+		if err := m.Up(ctx, scenarios[name], name); err != nil {
+			return fmt.Errorf("selftest lab %s: %w", name, err)
 		}
-		groups[name] = append(groups[name], e)
+		created[name] = true
 	}
 	// Each lab's exercises run in order; labs run side by side (--parallel).
 	var mu sync.Mutex
@@ -159,7 +193,7 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 						if err != nil {
 							failed++
 						}
-						row(e.Name, fmt.Sprint(seed), r.target, r.inject, r.fails, r.check, r.reset, r.result)
+						row(e.Name, strings.TrimPrefix(name, "selftest-"), fmt.Sprint(seed), r.target, r.inject, r.fails, r.check, r.reset, r.result)
 						mu.Unlock()
 						if err != nil {
 							// Leave the lab clean for the next one, whatever happened: reset, else at
@@ -187,7 +221,7 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.streams.Out, "\n%d runs of %d exercises on provider %s: %d passed, %d failed.", runs, len(exercises)-len(notRun), so.provider, runs-failed, failed)
+	fmt.Fprintf(g.streams.Out, "\n%d runs of %d exercises on %d labs of provider %s (%d seeds each): %d passed, %d failed.", runs, len(exercises)-len(notRun), len(labOrder), so.provider, so.seeds, runs-failed, failed)
 	if len(notRun) > 0 {
 		fmt.Fprintf(g.streams.Out, " Not run here (they need another lab, see above): %s.", strings.Join(notRun, ", "))
 	}
@@ -239,7 +273,7 @@ func (so *selftestOptions) one(ctx context.Context, g *globals, o *trainOptions,
 		if len(missed) == 0 && hasAll(run.output, e.RenderDiagnosis(s.Targets)) || len(extra) > 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(500 * time.Millisecond)
 	}
 	row.fails = dur(time.Since(start))
 	switch {
@@ -280,7 +314,7 @@ func (so *selftestOptions) one(ctx context.Context, g *globals, o *trainOptions,
 	var rec train.CheckRecord
 	for i := 0; i < 15 && !solved; i++ {
 		if i > 0 {
-			time.Sleep(2 * time.Second)
+			time.Sleep(500 * time.Millisecond)
 		}
 		if run, err = runVerify(ctx, g, l.name, filepath.Join(l.dir, "train", "selftest-solved")); err != nil {
 			return row, err

@@ -429,7 +429,10 @@ func (b *Builder) goBuild(ctx context.Context, src, out, pkg, ldflags string, en
 	}
 	start := time.Now()
 	fmt.Fprintf(b.Out, " • building %s from %s ...\n", filepath.Base(out), pkg)
-	cmd := osexec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", out+".tmp", pkg)
+	// A name of this build's own: two ups on a cold cache may build the same program at once.
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", out, os.Getpid(), time.Now().UnixNano())
+	defer os.Remove(tmp)
+	cmd := osexec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", tmp, pkg)
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -438,7 +441,7 @@ func (b *Builder) goBuild(ctx context.Context, src, out, pkg, ldflags string, en
 		return fmt.Errorf("building %s: %w\n%s", pkg, err, tailOf(combined, 2000))
 	}
 	fmt.Fprintf(b.Out, " ✓ built %s (%s)\n", filepath.Base(out), time.Since(start).Round(time.Second))
-	return os.Rename(out+".tmp", out)
+	return os.Rename(tmp, out)
 }
 
 func tailOf(b []byte, n int) string {

@@ -26,7 +26,7 @@ func WaitDeployment(ctx context.Context, kc *Client, namespace, name, selector s
 				return ctx.Err()
 			}
 			return fmt.Errorf("deployment %s/%s in %s not available after %s: %s", namespace, name, kc.Name, timeout, deploymentProblem(ctx, kc, namespace, selector, pullHint))
-		case <-time.After(2 * time.Second):
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -34,6 +34,17 @@ func SkipIfShort(tb testing.TB) {
 	}
 }
 
+// EnvLong names the variable that turns on the exhaustive matrix (make test-long, the nightly job).
+const EnvLong = "MCLAB_TEST_LONG"
+
+// Long reports whether the exhaustive matrix runs: `make test-long` sets MCLAB_TEST_LONG=1. `make test`
+// runs every real test with the cheaper cut of its matrix (one seed per exercise and lab, the kind
+// models that cover each provider path once); the long run adds the rest.
+func Long() bool {
+	v := os.Getenv(EnvLong)
+	return v != "" && v != "0" && v != "false"
+}
+
 // SyncBuffer is a bytes.Buffer safe for concurrent writers (parallel cluster steps).
 type SyncBuffer struct {
 	mu sync.Mutex

@@ -515,7 +515,7 @@ func applyPastWebhook(ctx context.Context, kc *kube.Client, manifest, ns string,
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (its webhook did not answer for %s)", err, timeout)
-		case <-time.After(2 * time.Second):
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -46,7 +46,9 @@ type LabPorts map[string]Ports
 
 // allocatePorts returns the lab's ports, allocating a block of ports for every cluster that has none.
 // It holds the state root's lock while it reads every lab's reservation, so concurrent `up`s of two labs
-// never take the same block, and it checks that every port of a new block is free on 127.0.0.1.
+// never take the same block, and it checks that every port of a new block is free on 127.0.0.1. Labs
+// of other state roots (another user's MCLAB_STATE_DIR, tests side by side) are kept apart by the
+// machine's reservations (reservationDir): a block allocated but not yet listening is not free.
 func allocatePorts(store state.Store, labDir string, clusters []string) (LabPorts, error) {
 	unlock, err := store.LockRoot()
 	if err != nil {
@@ -57,7 +59,16 @@ func allocatePorts(store state.Store, labDir string, clusters []string) (LabPort
 	if err != nil {
 		return nil, err
 	}
-	taken := map[int]bool{}
+	res, err := openReservations(reservationDir())
+	if err != nil {
+		return nil, err
+	}
+	defer res.close()
+	self, err := filepath.Abs(labDir)
+	if err != nil {
+		return nil, err
+	}
+	taken := res.taken(self)
 	labs, _ := store.List()
 	for _, l := range labs {
 		other, _ := loadPorts(filepath.Join(store.Dir(l), "local"))
@@ -90,7 +101,90 @@ func allocatePorts(store state.Store, labDir string, clusters []string) (LabPort
 			return nil, err
 		}
 	}
+	for _, ps := range own {
+		if err := res.reserve(blockOf(ps[PortEtcdClient]), self); err != nil {
+			return nil, err
+		}
+	}
 	return own, nil
+}
+
+// EnvReservationDir overrides where the machine's port reservations are kept.
+const EnvReservationDir = "MCLAB_PORT_RESERVATIONS"
+
+// reservationDir holds one file per port block a local lab of any state root on this machine holds,
+// named by the block's first port and holding the lab's directory; a reservation whose lab no longer
+// records that block (the lab is gone, or was removed by hand) is stale and is taken back.
+func reservationDir() string {
+	if d := os.Getenv(EnvReservationDir); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("mclab-ports-%d", os.Getuid()))
+}
+
+type reservations struct {
+	dir    string
+	unlock func()
+}
+
+// openReservations takes the machine-wide lock on dir's reservations (waiting for it).
+func openReservations(dir string) (*reservations, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("port reservations: %w", err)
+	}
+	unlock, err := state.Store{Root: dir}.LockRoot()
+	if err != nil {
+		return nil, fmt.Errorf("port reservations: %w", err)
+	}
+	return &reservations{dir: dir, unlock: unlock}, nil
+}
+
+func (r *reservations) close() { r.unlock() }
+
+// taken returns the blocks other labs hold, dropping stale reservations.
+func (r *reservations) taken(self string) map[int]bool {
+	out := map[int]bool{}
+	entries, _ := os.ReadDir(r.dir)
+	for _, e := range entries {
+		base, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(r.dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		owner := strings.TrimSpace(string(data))
+		if owner == self {
+			continue
+		}
+		if holds(owner, base) {
+			out[base] = true
+		} else {
+			os.Remove(filepath.Join(r.dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// holds reports whether the lab at labDir still records the block at base.
+func holds(labDir string, base int) bool {
+	lp, err := loadPorts(labDir)
+	if err != nil {
+		return true // unreadable: keep it reserved rather than risk a clash
+	}
+	for _, ps := range lp {
+		for _, p := range ps {
+			if blockOf(p) == base {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r *reservations) reserve(base int, labDir string) error {
+	return state.WriteFile(filepath.Join(r.dir, strconv.Itoa(base)), []byte(labDir+"\n"))
 }
 
 func blockOf(port int) int { return port - (port-portRangeStart)%portBlockSize }

@@ -1,4 +1,4 @@
-package lab_test
+package labtest
 
 import (
 	"context"
@@ -12,56 +12,43 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab"
+	"mclab.dev/mclab/lab/binaries"
+	"mclab.dev/mclab/lab/exec"
 	"mclab.dev/mclab/lab/istio"
-	"mclab.dev/mclab/lab/labtest"
 	"mclab.dev/mclab/lab/scenario"
-	"mclab.dev/mclab/scenarios"
+	"mclab.dev/mclab/lab/state"
 )
 
-// TestIntegrationIstioModels installs Istio on local labs of every model and topology and checks what
-// `mclab status` promises: every istiod ready, each primary with every other cluster of its mesh
-// synced, east-west gateways with addresses where the model needs them, one root fingerprint per mesh
-// (and different roots across federated meshes); sample pods injected by istiod's own webhook; no token
-// in the output or the status; keys and kubeconfigs 0600.
-func TestIntegrationIstioModels(t *testing.T) {
-	labtest.SkipIfShort(t)
-	for _, tc := range []struct {
-		topology scenario.Topology
-		model    scenario.Model
-	}{
-		{scenario.MultiNetwork, scenario.MultiPrimary},
-		{scenario.SingleNetwork, scenario.MultiPrimary},
-		{scenario.SingleNetwork, scenario.PrimaryRemote},
-		{scenario.MultiNetwork, scenario.PrimaryRemote},
-		{scenario.MultiNetwork, scenario.Federated},
-		{"federated-shared-root", ""}, // a scenario file
-	} {
-		name := string(tc.topology)
-		if tc.model != "" {
-			name = scenario.BuiltinName(tc.topology, tc.model, 2)
-		}
-		t.Run(name, func(t *testing.T) {
-			m, out := labtest.Manager(t)
-			s, err := scenario.Load(name, scenarios.FS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Provider.Name = scenario.ProviderLocal
-			if err := m.Up(t.Context(), s, s.Name); err != nil {
-				t.Fatalf("up: %v\n%s", err, out)
-			}
-			st, err := m.Status(t.Context(), s.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			assertIstioHealthy(t, s, st)
-			assertInjected(t, m, s)
-			assertNoSecretsLeak(t, m, s, out.String(), st)
-		})
+// AssertIstioLab checks a running lab with Istio (under stateDir, brought up by the CLI or a Manager)
+// the way TestIntegrationIstioModels did on labs of its own: status healthy (AssertIstioHealthy), the
+// samples injected by istiod's own webhook (AssertInjected), no token in up's output, the status or any
+// log, keys and kubeconfigs 0600 (AssertNoSecretsLeak). Tests that bring labs up anyway call it on
+// theirs, so that no lab is brought up for these checks alone.
+func AssertIstioLab(t testing.TB, stateDir, name, upOutput string) {
+	t.Helper()
+	cache, err := binaries.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
 	}
+	m := &lab.Manager{Store: state.Store{Root: stateDir}, CacheDir: cache, Out: &SyncBuffer{}, Runner: exec.OS{}}
+	rec, err := m.Store.Load(name)
+	if err != nil {
+		t.Fatalf("lab %s: %v", name, err)
+	}
+	st, err := m.Status(context.Background(), name)
+	if err != nil {
+		t.Fatalf("status of %s: %v", name, err)
+	}
+	AssertIstioHealthy(t, rec.Scenario, st)
+	AssertInjected(t, m, rec.Scenario)
+	AssertNoSecretsLeak(t, m, rec.Scenario, upOutput, st)
 }
 
-func assertIstioHealthy(t *testing.T, s *scenario.Scenario, st *lab.Status) {
+// AssertIstioHealthy checks what `mclab status` promises of a lab with Istio: every istiod ready, each
+// primary with every other cluster of its mesh synced, east-west gateways with addresses where the model
+// needs them, one root fingerprint per mesh (and different roots across federated meshes unless they
+// share one).
+func AssertIstioHealthy(t testing.TB, s *scenario.Scenario, st *lab.Status) {
 	t.Helper()
 	if !st.Ready() || len(st.Istio) != len(s.Clusters) {
 		t.Fatalf("lab not ready: %+v", st.Istio)
@@ -103,14 +90,14 @@ func assertIstioHealthy(t *testing.T, s *scenario.Scenario, st *lab.Status) {
 	}
 }
 
-// assertInjected checks that every sample pod was injected by istiod's webhook: the status annotation,
+// AssertInjected checks that every sample pod was injected by istiod's webhook: the status annotation,
 // the tlsMode label, the istio-proxy container with the cluster's identity; and that curl-plain, which
 // opts out, was not.
-func assertInjected(t *testing.T, m *lab.Manager, s *scenario.Scenario) {
+func AssertInjected(t testing.TB, m *lab.Manager, s *scenario.Scenario) {
 	t.Helper()
 	for _, c := range s.Clusters {
-		cs := labtest.Client(t, m.Store.Kubeconfig(s.Name), s.Name+"-"+c.Name)
-		pods, err := cs.CoreV1().Pods(istio.SampleNamespace).List(t.Context(), metav1.ListOptions{})
+		cs := Client(t, m.Store.Kubeconfig(s.Name), s.Name+"-"+c.Name)
+		pods, err := cs.CoreV1().Pods(istio.SampleNamespace).List(context.Background(), metav1.ListOptions{})
 		if err != nil || len(pods.Items) < 2 {
 			t.Fatalf("%s: sample pods: %d, %v", c.Name, len(pods.Items), err)
 		}
@@ -145,9 +132,9 @@ func assertInjected(t *testing.T, m *lab.Manager, s *scenario.Scenario) {
 	}
 }
 
-// assertNoSecretsLeak: no service-account token in up's output, the status JSON or any log of the lab;
+// AssertNoSecretsLeak: no service-account token in up's output, the status JSON or any log of the lab;
 // CA keys, kubeconfigs and remote secrets' material on disk are 0600.
-func assertNoSecretsLeak(t *testing.T, m *lab.Manager, s *scenario.Scenario, output string, st *lab.Status) {
+func AssertNoSecretsLeak(t testing.TB, m *lab.Manager, s *scenario.Scenario, output string, st *lab.Status) {
 	t.Helper()
 	statusJSON, _ := json.Marshal(st)
 	haystacks := map[string]string{"up's output": output, "status": string(statusJSON)}
@@ -159,7 +146,7 @@ func assertNoSecretsLeak(t *testing.T, m *lab.Manager, s *scenario.Scenario, out
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, c := range s.Clusters {
-		cs := labtest.Client(t, m.Store.Kubeconfig(s.Name), s.Name+"-"+c.Name)
+		cs := Client(t, m.Store.Kubeconfig(s.Name), s.Name+"-"+c.Name)
 		sec, err := cs.CoreV1().Secrets(istio.IstioNamespace).Get(ctx, istio.ReaderTokenSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -188,33 +175,4 @@ func assertNoSecretsLeak(t *testing.T, m *lab.Manager, s *scenario.Scenario, out
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// BenchmarkUpWithIstio measures `up` of a 2-cluster multi-network lab with Istio and the samples, the
-// binaries cached, to a status that is Ready. Target on 2 cores: at most 30 s.
-func BenchmarkUpWithIstio(b *testing.B) {
-	labtest.SkipIfShort(b)
-	m, out := labtest.Manager(b)
-	s, err := scenario.Compose(scenario.MultiNetwork, scenario.MultiPrimary, 2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.Provider.Name = scenario.ProviderLocal
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		name := "bench-istio"
-		if err := m.Up(b.Context(), s, name); err != nil {
-			b.Fatalf("up: %v\n%s", err, out)
-		}
-		b.StopTimer()
-		st, err := m.Status(b.Context(), name)
-		if err != nil || !st.Ready() {
-			b.Fatalf("status: %+v %v", st, err)
-		}
-		if _, err := m.Down(b.Context(), name); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-	}
-	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/up")
 }
