@@ -63,7 +63,7 @@ images: build
 # integration test's result (real kind included, with its figures or the reason it skipped) and every
 # failure, then the total and the 10 slowest tests.
 # test-long: the same with the exhaustive matrix (MCLAB_TEST_LONG=1: train selftest with 3 seeds per
-# exercise, every kind model, every verify fault on every model): the nightly job (ci/nightly.sh).
+# exercise on every selftest lab it fits, every kind model): the nightly job (ci/nightly.sh).
 TEST_P ?= 1
 test: verify-code tools
 	@mkdir -p $(BIN)

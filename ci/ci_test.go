@@ -158,3 +158,57 @@ func TestWorkflowsActionsAndCache(t *testing.T) {
 		}
 	}
 }
+
+// TestNightlyRunsTheLongMatrix: the nightly job runs .ci/run's preparation with MCLAB_TEST_LONG=1, and
+// the Makefile's test-long sets it and exports it to the tests (labtest.Long reads it).
+func TestNightlyRunsTheLongMatrix(t *testing.T) {
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nightly, err := os.ReadFile("nightly.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"export MCLAB_TEST_LONG=1", "/../.ci/run"} {
+		if !strings.Contains(string(nightly), want) {
+			t.Errorf("nightly.sh lacks %q", want)
+		}
+	}
+	for _, want := range []string{"\ntest-long:", "MCLAB_TEST_LONG=1", "export MCLAB_TEST_LONG", "gotestsum tool slowest"} {
+		if !strings.Contains(string(makefile), want) {
+			t.Errorf("the Makefile lacks %q", want)
+		}
+	}
+	run, err := os.ReadFile("../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^make test$`).Match(run) {
+		t.Errorf(".ci/run must end in the README's test command, make test")
+	}
+	var w struct {
+		Jobs map[string]struct {
+			Steps []struct {
+				Uses string `json:"uses"`
+				Run  string `json:"run"`
+			} `json:"steps"`
+		} `json:"jobs"`
+	}
+	data, err := os.ReadFile("github-actions-nightly.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &w); err != nil {
+		t.Fatal(err)
+	}
+	runs := false
+	for _, j := range w.Jobs {
+		for _, s := range j.Steps {
+			runs = runs || strings.Contains(s.Run, "ci/nightly.sh")
+		}
+	}
+	if !runs {
+		t.Errorf("github-actions-nightly.yaml does not run ci/nightly.sh")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mclab.dev/mclab/lab/scenario"
 )
 
 // sequence returns a check that gives the verdicts in order, then repeats the last.
@@ -144,5 +146,51 @@ func TestSafetyWaitsForConvergenceNotForViolations(t *testing.T) {
 	_, final = runAttempts(context.Background(), &Target{}, holds, sequence(pending, broken, pass))
 	if !final.violated() {
 		t.Errorf("a violation while converging must stand: %+v", final)
+	}
+}
+
+// The local provider's window (1 s, polled every 250 ms) still catches a violation that a push in
+// flight makes visible after 0.4 s, the slowest propagation measured there (p99 at 1,000 endpoints);
+// kind and existing clusters keep the 3 s window.
+func TestLocalWindowCatchesAPushInFlight(t *testing.T) {
+	local := DefaultTiming("local")
+	if local.Window != time.Second || local.Poll != 250*time.Millisecond || local.Settle != 5*time.Second {
+		t.Fatalf("local timing %+v", local)
+	}
+	for _, p := range []string{"kind", "existing"} {
+		if got := DefaultTiming(scenario.ProviderName(p)); got.Window != 3*time.Second || got.Poll != time.Second {
+			t.Errorf("%s timing %+v", p, got)
+		}
+	}
+	s, w, p := Settle, Window, Poll
+	Settle, Window, Poll = local.Settle, local.Window, local.Poll
+	t.Cleanup(func() { Settle, Window, Poll = s, w, p })
+	start := time.Now()
+	lateViolation := func(context.Context, *Target) Verdict {
+		if time.Since(start) > 400*time.Millisecond {
+			return broken
+		}
+		return pass
+	}
+	if _, final := runAttempts(context.Background(), &Target{}, holds, lateViolation); len(final.Failures) == 0 {
+		t.Errorf("a violation visible after 0.4 s passed the local window")
+	}
+}
+
+func TestTimingValidateNamesTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		t    Timing
+		want string
+	}{
+		{Timing{Settle: -time.Second, Window: time.Second, Poll: time.Millisecond}, "--settle -1s: give a positive duration"},
+		{Timing{Settle: time.Second, Window: -time.Second, Poll: time.Millisecond}, "--window -1s: give a positive duration"},
+		{Timing{Settle: time.Second, Window: time.Second, Poll: 2 * time.Second}, "at most --window 1s"},
+	} {
+		if err := tc.t.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.t, err, tc.want)
+		}
+	}
+	if err := DefaultTiming("local").Validate(); err != nil {
+		t.Error(err)
 	}
 }

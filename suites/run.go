@@ -21,6 +21,8 @@ type Options struct {
 	Timeout time.Duration
 	// Verbose prints every spec.
 	Verbose bool
+	// Timing judges the checks over time; zero: DefaultTiming of the target's provider.
+	Timing Timing
 }
 
 // captured is the suite's report, taken in ReportAfterSuite.
@@ -37,6 +39,14 @@ func (f *failer) Fail() { f.failed = true }
 // into opts.ReportDir, and returns Ginkgo's report.
 func Run(t *Target, opts Options) (types.Report, error) {
 	current = t
+	timing := opts.Timing
+	if timing == (Timing{}) {
+		timing = DefaultTiming(t.Provider)
+	}
+	if err := timing.Validate(); err != nil {
+		return types.Report{}, &UsageError{err}
+	}
+	Settle, Window, Poll = timing.Settle, timing.Window, timing.Poll
 	if err := os.MkdirAll(opts.ReportDir, 0o700); err != nil {
 		return types.Report{}, err
 	}

@@ -38,6 +38,38 @@ var (
 	Poll   = time.Second
 )
 
+// Timing is how a run judges its checks over time (Settle, Window, Poll above).
+type Timing struct {
+	Settle, Window, Poll time.Duration
+}
+
+// DefaultTiming is the timing for a lab of a provider. A safety window must outlast a push in flight,
+// so that a change made just before verify is seen: on the local provider istiod's leg of a change is
+// 0.10-0.14 s (p50-p99) and the whole change, the Kubernetes leg included, 0.17-0.40 s p99 up to 1,000
+// endpoints (`mclab bench --scenario propagation`), so a 1 s window polled every 250 ms holds 2.5 times
+// the slowest figure measured. Where pods and proxies are real (kind, existing clusters) pushes cross
+// real networks and nodes and nothing here measures them: the window stays 3 s, polled every second.
+// Settle, the bound for a failing convergence check, is 5 s everywhere.
+func DefaultTiming(p scenario.ProviderName) Timing {
+	if p == scenario.ProviderLocal {
+		return Timing{Settle: 5 * time.Second, Window: time.Second, Poll: 250 * time.Millisecond}
+	}
+	return Timing{Settle: 5 * time.Second, Window: 3 * time.Second, Poll: time.Second}
+}
+
+// Validate says what is wrong with a timing, naming the flag and the fix.
+func (t Timing) Validate() error {
+	switch {
+	case t.Settle <= 0:
+		return fmt.Errorf("--settle %s: give a positive duration, e.g. 5s (how long a failing check is retried)", t.Settle)
+	case t.Window <= 0:
+		return fmt.Errorf("--window %s: give a positive duration, e.g. 3s (how long a safety property must hold)", t.Window)
+	case t.Poll <= 0 || t.Poll > t.Window:
+		return fmt.Errorf("poll interval %s must be positive and at most --window %s", t.Poll, t.Window)
+	}
+	return nil
+}
+
 // property says how a check is judged over time.
 type property int
 

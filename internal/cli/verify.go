@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type verifyOptions struct {
 	verbose     bool
 	timeout     time.Duration
 	output      string
+	settle      time.Duration
+	window      time.Duration
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
@@ -62,6 +65,8 @@ usage error.`,
 	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: ./mclab-reports/<lab>/<time>, kept after down)")
 	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "print every spec (the same as -v)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole run")
+	cmd.Flags().DurationVar(&o.settle, "settle", 0, "how long a failing convergence check is retried before it fails (default 5s)")
+	cmd.Flags().DurationVar(&o.window, "window", 0, "how long a safety property (mTLS enforced, cluster-local stays local, meshes apart) must hold (default 1s on provider local, whose pushes take under 0.4 s p99; 3s elsewhere)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text (the verdict), or json or yaml: the conformance report (kind ConformanceReport) on stdout, Ginkgo's progress on stderr")
 	return cmd
 }
@@ -76,7 +81,11 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 	if g.verbosity > 0 {
 		o.verbose = true
 	}
-	// The filter and the view are checked before the lab is touched: a mistake is a usage error (2).
+	// The flags are checked before the lab is touched: a mistake is a usage error (2).
+	// (0 is the provider's default, so only a negative duration is wrong.)
+	if err := (suites.Timing{Settle: cmp.Or(o.settle, 1), Window: cmp.Or(o.window, 1), Poll: 1}).Validate(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	if _, _, err := suites.ResolveScope(&suites.Target{}, o.view, o.labelFilter); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("%w\nUsage: mclab verify --name LAB [--view control-plane|data-plane|all] [--label-filter F]", err)}
 	}
@@ -107,7 +116,15 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 	if o.output != "text" {
 		restore = stdoutToStderr(g.streams.Out)
 	}
-	report, err := suites.Run(target, suites.Options{ReportDir: o.reportDir, LabelFilter: filter, Timeout: o.timeout, Verbose: o.verbose})
+	timing := suites.DefaultTiming(target.Provider)
+	if o.settle != 0 {
+		timing.Settle = o.settle
+	}
+	if o.window != 0 {
+		timing.Window = o.window
+		timing.Poll = min(timing.Poll, o.window)
+	}
+	report, err := suites.Run(target, suites.Options{ReportDir: o.reportDir, LabelFilter: filter, Timeout: o.timeout, Verbose: o.verbose, Timing: timing})
 	restore()
 	if err != nil {
 		_ = reports.WriteSetupFailure(o.reportDir, err)
