@@ -171,35 +171,60 @@ func (in *Installer) restartIstiod(ctx context.Context, p scenario.Cluster) erro
 	return in.startIstiod(ctx, p)
 }
 
+// syncWait bounds the wait for istiod to sync every remote cluster; unseenWait is how long a watched
+// cluster may stay absent from /debug/clusterz (or closed, or timed out) before istiod is taken to have
+// missed its secret: a secret istiod does see is listed within a second (re-created: 0.2 s p99 to its
+// endpoints, `mclab bench --scenario propagation`), and one it missed stays unlisted until a restart.
+var (
+	syncWait   = 60 * time.Second
+	unseenWait = 10 * time.Second
+)
+
+// stuckStatus reports whether a cluster's /debug/clusterz status will not become synced by waiting.
+func stuckStatus(status string, listed bool) bool {
+	return !listed || status == "closed" || status == "timeout"
+}
+
 func (in *Installer) waitSyncedOnce(ctx context.Context, p scenario.Cluster, watched []scenario.Cluster) error {
 	ep, err := in.istiodEndpoint(ctx, p.Name)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, syncWait)
 	defer cancel()
 	var last []ClusterSync
+	var stuckSince time.Time
 	for {
 		got, err := Clusterz(ctx, ep.Debug)
 		if err == nil {
 			last = got
 			status := map[string]string{}
+			listed := map[string]bool{}
 			for _, s := range got {
-				status[s.ID] = s.SyncStatus
+				status[s.ID], listed[s.ID] = s.SyncStatus, true
 			}
-			missing := ""
+			missing, stuck := "", false
 			for _, w := range watched {
 				if status[w.Name] != "synced" {
 					missing = w.Name
+					stuck = stuck || stuckStatus(status[w.Name], listed[w.Name])
 				}
 			}
 			if missing == "" {
 				return nil
 			}
+			switch {
+			case !stuck:
+				stuckSince = time.Time{}
+			case stuckSince.IsZero():
+				stuckSince = time.Now()
+			case time.Since(stuckSince) >= unseenWait:
+				return fmt.Errorf("istiod of %s does not list %s as syncing after %s: /debug/clusterz says %+v", p.Name, missing, unseenWait, last)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("istiod of %s has not synced every remote cluster after 60s: /debug/clusterz says %+v", p.Name, last)
+			return fmt.Errorf("istiod of %s has not synced every remote cluster after %s: /debug/clusterz says %+v", p.Name, syncWait, last)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
