@@ -53,6 +53,12 @@ func verdictRules(t *testing.T, bin, stateDir, kcPath string) {
 			t.Errorf("exit %d, want 2:\n%s%s", code, out, stderr)
 		}
 	})
+	t.Run("a negative window is a usage error naming the flag", func(t *testing.T) {
+		out, stderr, code := mclab(t, bin, stateDir, "verify", "--name", "multi-network", "--window", "-1s")
+		if code != 2 || !strings.Contains(stderr, "--window -1s: give a positive duration") {
+			t.Errorf("exit %d, want 2 naming --window:\n%s%s", code, out, stderr)
+		}
+	})
 	t.Run("a Required spec of the scope that was skipped makes the run inconclusive", func(t *testing.T) {
 		out, report, code := run("--view", "data-plane")
 		if code != 2 || !strings.Contains(out, "was not run: data-plane check") || !strings.Contains(out, "inconclusive (data plane") {
@@ -74,7 +80,8 @@ func verdictRules(t *testing.T, bin, stateDir, kcPath string) {
 	})
 	t.Run("a flapping safety property is non-conformant", func(t *testing.T) {
 		// mTLS is off 2 s in every 3 s: the old retry passed on the first success; a safety property
-		// judged over its window must fail.
+		// judged over its window must fail. The window is set to 3 s (--window), one whole flap: the
+		// local default (1 s) could fall into the 1 s that mTLS is on.
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -90,7 +97,7 @@ func verdictRules(t *testing.T, bin, stateDir, kcPath string) {
 			_ = dc.Resource(peerAuthGVR).Namespace("sample").Delete(context.Background(), "mtls-off", metav1.DeleteOptions{})
 		}()
 		time.Sleep(500 * time.Millisecond)
-		out, report, code := run("--label-filter", "MC-MTLS && control-plane")
+		out, report, code := run("--label-filter", "MC-MTLS && control-plane", "--window", "3s")
 		cancel()
 		wg.Wait()
 		if code != 1 || !strings.Contains(out, "in plaintext") || !strings.Contains(report, "violated at attempt") {
