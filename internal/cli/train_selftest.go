@@ -213,8 +213,15 @@ func (so *selftestOptions) run(ctx context.Context, g *globals, o *trainOptions,
 	}
 	// The labs with the most exercises first, so the last to finish is a short one.
 	sort.SliceStable(labOrder, func(i, j int) bool { return len(groups[labOrder[i]]) > len(groups[labOrder[j]]) })
+	// The workers return on a cancelled context (SIGINT, SIGTERM): stop feeding them then, or this
+	// send would block for ever with the labs still up.
+feed:
 	for _, name := range labOrder {
-		work <- name
+		select {
+		case work <- name:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(work)
 	wg.Wait()
