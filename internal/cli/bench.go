@@ -19,6 +19,7 @@ import (
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/reports"
 	"mclab.dev/mclab/scenarios"
 )
 
@@ -163,6 +164,14 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 	m.UserKubeconfig = nil // bench labs stay out of the user's kubeconfig
 	r := &bench.Result{APIVersion: bench.APIVersion, Kind: bench.Kind, Scenario: s.Name, Started: time.Now().UTC().Truncate(time.Second), Machine: bench.ThisMachine(),
 		Lab: map[string]string{"provider": string(s.Lab.Provider), "model": string(s.Lab.Model), "topology": string(s.Lab.Topology)}}
+	dir := o.outDir
+	if dir == "" {
+		dir = filepath.Join("mclab-bench", s.Name, r.Started.Format("20060102T150405Z"))
+	}
+	// The results go only into a directory of mclab's own, checked before any lab is brought up.
+	if _, err := reports.ClaimDir(dir, "bench results"); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--out: %w", err)}
+	}
 	fmt.Fprintf(g.streams.Err, "bench %s (%s) on %d CPUs, %.1f GiB\n", s.Name, s.Type, r.Machine.CPUs, r.Machine.MemoryGiB)
 	switch s.Type {
 	case bench.TypePropagation:
@@ -179,13 +188,6 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 		}
 		// What was measured before the failure is kept, marked incomplete.
 		r.Notes = append(r.Notes, "INCOMPLETE: the bench stopped: "+runErr.Error())
-	}
-	dir := o.outDir
-	if dir == "" {
-		dir = filepath.Join("mclab-bench", s.Name, r.Started.Format("20060102T150405Z"))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
 	}
 	if err := r.Write(filepath.Join(dir, "bench-result.json")); err != nil {
 		return err

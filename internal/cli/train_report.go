@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"mclab.dev/mclab/lab/train"
+	"mclab.dev/mclab/reports"
 )
 
 type trainReportOptions struct {
@@ -44,6 +45,12 @@ per learner, a test case per attempt, failed unless solved without the solution)
 func (ro *trainReportOptions) run(g *globals, o *trainOptions) error {
 	if ro.output != "text" && ro.output != "yaml" {
 		return &exitError{code: 2, err: fmt.Errorf("-o %q: want text or yaml", ro.output)}
+	}
+	// The report goes only into a directory of mclab's own: checked before anything is read.
+	if ro.out != "" {
+		if _, err := reports.ClaimDir(ro.out, "the class report"); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--out: %w", err)}
+		}
 	}
 	m, err := g.manager(false)
 	if err != nil {
@@ -145,9 +152,6 @@ func (ro *trainReportOptions) run(g *globals, o *trainOptions) error {
 }
 
 func writeTrainReport(dir string, rep *train.Report) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	data, err := yaml.Marshal(rep)
 	if err != nil {
 		return err

@@ -102,6 +102,17 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		// `down` keeps them.
 		o.reportDir = filepath.Join("mclab-reports", o.name, time.Now().UTC().Format("20060102T150405Z"))
 	}
+	// Reports go only into a directory of mclab's own (new, empty, or an earlier run's); everything
+	// this run writes there is redacted on every way out, and nothing else is touched.
+	out, err := reports.ClaimDir(o.reportDir, "verify's reports")
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--report-dir: %w", err)}
+	}
+	defer func() {
+		if _, err := out.Redact(); err != nil {
+			fmt.Fprintf(g.streams.Err, "redacting the reports: %v\n", err)
+		}
+	}()
 	target, env, err := o.target(ctx, g)
 	defer o.close()
 	if err != nil {
@@ -135,16 +146,19 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		return &exitError{code: 2, err: err}
 	}
 	// Ginkgo's own files carry the spec output: redact them like everything else verify writes.
-	if _, err := reports.Redact(o.reportDir); err != nil {
+	if _, err := out.Redact(); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("redacting the reports: %w", err)}
 	}
 	if cr.Verdict != reports.Conformant {
 		evidence := filepath.Join(o.reportDir, "evidence")
+		// An earlier run's bundle (the directory is mclab's, ClaimDir checked) is replaced whole.
+		_ = os.RemoveAll(evidence)
+		_ = os.Remove(evidence + ".tar.gz")
 		if err := suites.CollectEvidence(ctx, target, evidence); err != nil {
 			fmt.Fprintf(g.streams.Err, "evidence bundle incomplete: %v\n", err)
 		}
 		o.collectLogs(ctx, g, filepath.Join(evidence, "logs"))
-		if _, err := reports.Redact(evidence); err != nil {
+		if _, err := out.Redact(); err != nil {
 			fmt.Fprintf(g.streams.Err, "redacting the evidence bundle: %v\n", err)
 		} else if err := reports.Tarball(evidence, evidence+".tar.gz"); err != nil {
 			fmt.Fprintf(g.streams.Err, "evidence tarball: %v\n", err)
