@@ -26,20 +26,33 @@ var secretPatterns = []struct {
 	{regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), "<token redacted>"},
 	{regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}`), "${1}${2}<redacted>"},
 	{regexp.MustCompile(`(?i)(--(?:token|password|client-key)[= ])\S+`), "${1}<redacted>"},
+	// Query strings and key=value pairs in logs and URLs: ?token=..., &access_token=..., password=...
+	{regexp.MustCompile(`(?i)((?:^|[?&;\s"'(,])` + secretKeys + `=)([^&;\s"'#),]+)`), "${1}<redacted>"},
+	// Escaped JSON inside a string or a log line: {\"token\":\"...\"}.
+	{regexp.MustCompile(`(?i)(\\["']` + secretKeys + `\\["']\s*:\s*)\\["'](?:[^\\]|\\[^"'])*\\["']`), `${1}\"<redacted>\"`},
+	// YAML flow sequences and JSON arrays as text: token: [a, b].
+	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?` + secretKeys + `["']?\s*:\s*)\[[^\]\n]*\]`), `${1}["<redacted>"]`},
 	// YAML fields (block style, also inside flow maps after a comma or brace) and JSON fields: a quoted
 	// value is replaced by a quoted placeholder, a bare one by a bare placeholder that stops before any
 	// quote or backslash, so a document that was JSON (a report holding such text in a string) stays
 	// JSON.
 	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?` + secretKeys + `["']?\s*:\s*)("(?:[^"\\]|\\.)*"|'[^']*')`), "${1}\"<redacted>\""},
-	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?` + secretKeys + `["']?\s*:\s*)([^\s,}\]"'\\<][^\s,}\]"\\]*)`), "${1}<redacted>"},
+	{regexp.MustCompile(`(?im)((?:^|[\s{,])["']?` + secretKeys + `["']?\s*:\s*)([^\s,}\]"'\\<\[][^\s,}\]"\\]*)`), "${1}<redacted>"},
 }
 
-// secretKeys are the field names whose values are secrets.
-const secretKeys = `(?:token|id-token|refresh-token|access-token|password|secret|[a-z-]+-data|client-key|tls\.key|ca-key\.pem|key\.pem)`
+// secretKeys are the field names whose values are secrets: any *token and *password (sa-token,
+// access_token, id-token), secrets, kubeconfig *-data fields, keys and API keys, Authorization.
+const secretKeys = `(?:[a-z0-9_-]*tokens?|[a-z0-9_-]*passwords?|passwd|secret|client[_-]secret|[a-z-]+-data|client-key|tls\.key|ca-key\.pem|key\.pem|x-api-key|api[_-]?key|apikey|authorization)`
 
-// base64PEM finds runs of base64 long enough to hold a PEM block; those that decode to a private key
-// are redacted (a base64-encoded key begins "LS0tLS1CRUdJTi", "-----BEGIN" encoded).
-var base64PEM = regexp.MustCompile(`[A-Za-z0-9+/]{40,}={0,2}`)
+// base64Run finds runs of base64 (standard or URL alphabet) long enough to hold a credential,
+// including base64 wrapped over lines (PEM bodies, `base64` output at 76 columns, escaped \n in JSON
+// logs). Each run is decoded, and one that holds a kubeconfig, a JWT, a PEM private key or a bearer
+// token is redacted whole, whatever field or key it sits under: Istio's remote secret keeps its
+// kubeconfig under the cluster's name (data: {c2: <base64>}).
+var base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-]{24,}={0,2}(?:(?:\r?\n|\\n)[ \t]*[A-Za-z0-9+/_-]{4,}={0,2})*`)
+
+// yamlBlockKey is a YAML field of a secret key whose value is a block scalar (password: |).
+var yamlBlockKey = regexp.MustCompile(`(?i)^(\s*)(?:-\s+)?["']?` + secretKeys + `["']?\s*:\s*[|>][-+0-9]*\s*$`)
 
 // Redact rewrites every file under dir with secrets replaced, and makes files 0600 and folders 0700, so
 // what a run writes (reports, evidence, logs copied in) carries no token or key. A file it cannot
@@ -114,8 +127,9 @@ func redactJSON(data []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	type frame struct {
-		object, wantKey, secret bool
-		n                       int
+		// all: the frame is a secret field's array, so every string in it is redacted.
+		object, wantKey, secret, all bool
+		n                            int
 	}
 	var stack []*frame
 	var out bytes.Buffer
@@ -152,7 +166,10 @@ func redactJSON(data []byte) ([]byte, error) {
 				stack = stack[:len(stack)-1]
 				done()
 			} else {
-				stack = append(stack, &frame{object: t == '{', wantKey: t == '{'})
+				// A secret field's array (token: ["a", "b"]) is redacted whole; an object under a secret
+				// name (a JWT rule's "token": {...}) is redacted field by field, like any other.
+				all := t == '[' && len(stack) > 0 && (stack[len(stack)-1].secret || stack[len(stack)-1].all)
+				stack = append(stack, &frame{object: t == '{', wantKey: t == '{', all: all})
 			}
 		case string:
 			if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
@@ -163,7 +180,7 @@ func redactJSON(data []byte) ([]byte, error) {
 				continue
 			}
 			v := string(redactText([]byte(t)))
-			if len(stack) > 0 && stack[len(stack)-1].secret && t != "" {
+			if len(stack) > 0 && (stack[len(stack)-1].secret || stack[len(stack)-1].all) && t != "" {
 				v = "<redacted>"
 			}
 			b, _ := json.Marshal(v)
@@ -194,30 +211,90 @@ func redactJSON(data []byte) ([]byte, error) {
 
 // redactText replaces the secrets in text (logs, YAML, command lines).
 func redactText(data []byte) []byte {
-	data = base64PEM.ReplaceAllFunc(data, func(b []byte) []byte {
-		if encodedKey(b) {
-			return []byte("<private key redacted>")
+	data = base64Run.ReplaceAllFunc(data, func(b []byte) []byte {
+		if sensitiveBase64(b) {
+			return []byte("<redacted>")
 		}
 		return b
 	})
+	data = redactBlockScalars(data)
 	for _, p := range secretPatterns {
 		data = p.re.ReplaceAll(data, []byte(p.with))
 	}
 	return data
 }
 
-// encodedKey reports whether b is base64 (standard, with or without padding) of a PEM private key.
-func encodedKey(b []byte) bool {
-	if !bytes.HasPrefix(b, []byte("LS0t")) {
-		return false
+// redactBlockScalars replaces the lines of a secret field's YAML block scalar (password: |, then the
+// lines indented deeper) with one placeholder line.
+func redactBlockScalars(data []byte) []byte {
+	if !bytes.ContainsAny(data, "|>") {
+		return data
 	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding} {
-		// A prefix that is a whole number of quanta decodes even when the run was cut short.
-		n := len(bytes.TrimRight(b, "=")) / 4 * 4
-		dec, err := enc.DecodeString(string(b[:n]))
-		if err == nil && bytes.Contains(dec, []byte("PRIVATE KEY")) {
+	lines := bytes.Split(data, []byte("\n"))
+	out := make([][]byte, 0, len(lines))
+	for i := 0; i < len(lines); i++ {
+		out = append(out, lines[i])
+		m := yamlBlockKey.FindSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		indent := len(m[1])
+		j := i + 1
+		for ; j < len(lines); j++ {
+			l := lines[j]
+			trimmed := bytes.TrimLeft(l, " \t")
+			if len(trimmed) > 0 && len(l)-len(trimmed) <= indent {
+				break
+			}
+		}
+		if j > i+1 {
+			out = append(out, append(bytes.Repeat([]byte(" "), indent+2), "<redacted>"...))
+			i = j - 1
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
+}
+
+// sensitiveBase64 reports whether a base64 run (possibly wrapped) decodes to a credential.
+func sensitiveBase64(b []byte) bool {
+	clean := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\' && i+1 < len(b) && b[i+1] == 'n':
+			i++
+		case c == '\n' || c == '\r' || c == ' ' || c == '\t':
+		default:
+			clean = append(clean, c)
+		}
+	}
+	trimmed := bytes.TrimRight(clean, "=")
+	// A prefix that is a whole number of quanta decodes even when the run was cut short.
+	n := len(trimmed) / 4 * 4
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if dec, err := enc.DecodeString(string(trimmed[:n])); err == nil && credential(dec) {
 			return true
 		}
 	}
 	return false
+}
+
+var (
+	jwt       = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.`)
+	bearerTok = regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{6,}`)
+)
+
+// credential reports whether decoded bytes are (or hold) a kubeconfig, a JWT, a PEM private key or a
+// bearer token.
+func credential(dec []byte) bool {
+	switch {
+	case bytes.Contains(dec, []byte("PRIVATE KEY")),
+		jwt.Match(dec),
+		bearerTok.Match(dec),
+		bytes.Contains(dec, []byte("kind: Config")), bytes.Contains(dec, []byte(`"kind":"Config"`)), bytes.Contains(dec, []byte(`"kind": "Config"`)),
+		bytes.Contains(dec, []byte("client-key-data")),
+		bytes.Contains(dec, []byte("clusters:")) && bytes.Contains(dec, []byte("users:")):
+		return true
+	}
+	// A token field of a kubeconfig-like document.
+	return bytes.Contains(dec, []byte("token:")) && bytes.Contains(dec, []byte("user"))
 }
