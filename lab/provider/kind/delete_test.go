@@ -51,6 +51,13 @@ func TestDeleteRemovesOnlyTheLabsClusters(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := New(Config{Lab: "lab", Store: state.Store{Root: t.TempDir()}, Scenario: s})
+	// The lab's record, as its up wrote it before creating the clusters: the proof down deletes by.
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.recordClusters([]string{"lab-c1", "lab-c2"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Delete(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -104,4 +111,49 @@ func TestDownOfLabLeavesTheLabWhoseNameItPrefixes(t *testing.T) {
 	if got := rt.Clusters(); len(got) != 0 {
 		t.Errorf("down of lab a-3 left %v", got)
 	}
+}
+
+// TestCollidingNamesAreRefusedNotClaimed: lab "a" with cluster "3-c1" and lab "a-3" with cluster "c1"
+// both name the kind cluster "a-3-c1". The second up refuses, naming it, before it creates or records
+// anything; the first lab's cluster stays, and down of the refused lab leaves it.
+func TestCollidingNamesAreRefusedNotClaimed(t *testing.T) {
+	rt := &kindtest.Runtime{}
+	root := t.TempDir()
+	labOf := func(name string, clusters ...string) *Provider {
+		s, err := scenario.Compose(scenario.SingleNetwork, scenario.MultiPrimary, len(clusters))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range s.Clusters {
+			s.Clusters[i].Name = clusters[i]
+		}
+		s.Default()
+		return New(Config{Lab: name, Store: state.Store{Root: root}, Scenario: s, Runtime: rt, Out: &strings.Builder{}, GOOS: "linux"})
+	}
+	a3, a := labOf("a-3", "c1"), labOf("a", "3-c1")
+	if err := a3.create(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err := a.create(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "kind cluster a-3-c1 (lab a, cluster 3-c1) already exists and is not this lab's") {
+		t.Fatalf("the colliding up must be refused naming the cluster, got %v", err)
+	}
+	if owned := a.owned(); len(owned) == 1 && fileExists(a.clustersFile()) {
+		t.Errorf("the refused lab recorded %v as its own", owned)
+	}
+	if err := a.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rt.Clusters(), ","); got != "a-3-c1" {
+		t.Errorf("down of the refused lab a left %q, want a-3's cluster a-3-c1", got)
+	}
+	// The owner's second up converges on its own cluster.
+	if err := a3.create(context.Background()); err != nil {
+		t.Errorf("a second up of the owner: %v", err)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

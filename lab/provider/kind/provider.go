@@ -305,16 +305,33 @@ func (p *Provider) create(ctx context.Context) error {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return err
 	}
-	// Record the kind clusters this lab owns before creating any, so down (and an interrupted up)
-	// deletes exactly these, never another lab's by name prefix.
+	// A kind cluster that exists already is this lab's only when the lab's record proves it (it
+	// created it on an earlier up); any other is refused before anything is created or recorded: lab
+	// "a" with cluster "3-c1" and lab "a-3" with cluster "c1" both name a kind cluster "a-3-c1", and
+	// claiming the other's would let down delete it.
 	var names []string
 	for _, c := range p.cfg.Scenario.Clusters {
 		names = append(names, ClusterName(p.cfg.Lab, c.Name))
 	}
+	existing, err := p.cfg.Runtime.ListClusters()
+	if err != nil {
+		return fmt.Errorf("listing kind clusters: %w", err)
+	}
+	mine := map[string]bool{}
+	for _, o := range p.recorded() {
+		mine[o.Kind] = true
+	}
+	for i, name := range names {
+		if slices.Contains(existing, name) && !mine[name] {
+			return fmt.Errorf("kind cluster %s (lab %s, cluster %s) already exists and is not this lab's: %s does not list it (another lab's whose name and cluster join the same way, or one made by hand); rename the lab or the cluster, or delete that cluster (kind delete cluster --name %s) if nothing uses it",
+				name, p.cfg.Lab, p.cfg.Scenario.Clusters[i].Name, p.clustersFile(), name)
+		}
+	}
+	// Record the kind clusters this lab owns before creating any, so down (and an interrupted up)
+	// deletes exactly these, never another lab's by name prefix.
 	if err := p.recordClusters(names); err != nil {
 		return err
 	}
-	existing, _ := p.cfg.Runtime.ListClusters()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range p.cfg.Scenario.Clusters {
 		name := ClusterName(p.cfg.Lab, c.Name)
@@ -548,21 +565,26 @@ func (p *Provider) recordClusters(names []string) error {
 	return state.WriteFile(p.clustersFile(), data)
 }
 
-// owned returns the kind clusters this lab created: the record written at create, else (a lab from
-// before the record) the exact names its scenario gives. Never a prefix match: lab "a" must not take
-// lab "a-3"'s clusters.
-func (p *Provider) owned() []ownedCluster {
+// recorded returns the kind clusters the lab's record lists; a lab from before the record, whose
+// earlier up left its kubeconfigs, owns the exact names its scenario gives.
+func (p *Provider) recorded() []ownedCluster {
 	var owned []ownedCluster
 	if data, err := os.ReadFile(p.clustersFile()); err == nil && json.Unmarshal(data, &owned) == nil {
 		return owned
 	}
 	if p.cfg.Scenario != nil {
 		for _, c := range p.cfg.Scenario.Clusters {
-			owned = append(owned, ownedCluster{Kind: ClusterName(p.cfg.Lab, c.Name), Cluster: c.Name})
+			if _, err := os.Stat(p.kindKubeconfig(c.Name)); err == nil {
+				owned = append(owned, ownedCluster{Kind: ClusterName(p.cfg.Lab, c.Name), Cluster: c.Name})
+			}
 		}
 	}
 	return owned
 }
+
+// owned returns the kind clusters this lab created, as recorded proves them: never a name the scenario
+// merely gives (lab "a"'s cluster "3-c1" is lab "a-3"'s "c1"), never a prefix match.
+func (p *Provider) owned() []ownedCluster { return p.recorded() }
 
 // Delete implements provider.Provider: exactly the kind clusters the lab created, then the provider's
 // files.
