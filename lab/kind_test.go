@@ -229,3 +229,51 @@ func TestKindInterruptedUpLeavesNothing(t *testing.T) {
 		t.Errorf("the lab's state is left: %v", err)
 	}
 }
+
+// TestDownWithoutLabJSON: down of a kind lab whose lab.json is corrupt deletes the kind clusters its
+// own record lists (it used to fall back to the local provider and orphan them); a lab whose clusters
+// no record proves (lab.json gone, the kind record gone too) keeps them and its state, and says which
+// (lab.ErrUnproven, exit 2), while another lab's recorded clusters that share the prefix are not
+// counted against it.
+func TestDownWithoutLabJSON(t *testing.T) {
+	s, err := scenario.Compose(scenario.SingleNetwork, scenario.MultiPrimary, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Provider.Name = scenario.ProviderKind
+	s.Provider.Kind = &scenario.KindOptions{LoadBalancer: "none"}
+	rt := &kindtest.Runtime{}
+	m, out := kindManager(t, rt)
+	m.SkipIstio = true
+	for _, name := range []string{"a", "a-3"} {
+		if err := m.Up(t.Context(), s, name); err != nil {
+			t.Fatalf("up %s: %v\n%s", name, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(m.Store.Dir("a"), "lab.json"), []byte("{corrupt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Down(t.Context(), "a"); err != nil {
+		t.Fatalf("down of a with a corrupt lab.json: %v", err)
+	}
+	if got := strings.Join(rt.Clusters(), ","); got != "a-3-c1,a-3-c2" {
+		t.Errorf("after down a: kind clusters %q, want exactly lab a-3's", got)
+	}
+	// Lab a-3 loses both lab.json and its kind record: its clusters are named for it, unproven.
+	if err := os.Remove(filepath.Join(m.Store.Dir("a-3"), "lab.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(m.Store.Dir("a-3"), "kind")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Down(t.Context(), "a-3")
+	if !errors.Is(err, lab.ErrUnproven) || !strings.Contains(err.Error(), "kind clusters a-3-c1, a-3-c2 are named for lab a-3") {
+		t.Fatalf("want ErrUnproven naming the clusters, got %v", err)
+	}
+	if got := strings.Join(rt.Clusters(), ","); got != "a-3-c1,a-3-c2" {
+		t.Errorf("unproven clusters were deleted: %q", got)
+	}
+	if _, err := os.Stat(m.Store.Dir("a-3")); err != nil {
+		t.Errorf("the state of a lab with unproven clusters must be kept: %v", err)
+	}
+}

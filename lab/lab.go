@@ -5,12 +5,14 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -305,16 +307,83 @@ func (m *Manager) Down(ctx context.Context, labName string) (existed bool, err e
 	}
 	defer unlock()
 	rec, loadErr := m.Store.Load(labName)
-	name := scenario.ProviderLocal // the only provider that leaves processes; its Delete works from files alone
-	var s *scenario.Scenario
-	if loadErr == nil {
-		name, s = rec.Provider, rec.Scenario
+	if loadErr != nil {
+		return true, m.downFromRecords(ctx, labName, loadErr)
 	}
-	p, err := m.provider(name, labName, s)
+	p, err := m.provider(rec.Provider, labName, rec.Scenario)
 	if err != nil {
 		return true, err
 	}
 	return true, m.delete(ctx, labName, p)
+}
+
+// ErrUnproven marks a `down` that found clusters it cannot prove to be the lab's: it deletes nothing
+// of theirs and keeps the lab's state (exit 2).
+var ErrUnproven = errors.New("clusters that no record proves to be the lab's")
+
+// recordedByOtherLab returns whether a kind cluster is listed in the record of a lab other than labName
+// (lab "a-3"'s "a-3-c1" is not lab "a"'s to worry about).
+func (m *Manager) recordedByOtherLab(labName string) func(string) bool {
+	others := map[string]bool{}
+	names, _ := m.Store.List()
+	for _, n := range names {
+		if n == labName {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(m.Store.Dir(n), "kind", "kind-clusters.json"))
+		if err != nil {
+			continue
+		}
+		var owned []struct {
+			Kind string `json:"kind"`
+		}
+		if json.Unmarshal(data, &owned) == nil {
+			for _, o := range owned {
+				others[o.Kind] = true
+			}
+		}
+	}
+	return func(kind string) bool { return others[kind] }
+}
+
+// downFromRecords removes a lab whose lab.json is missing or unreadable from what each provider's own
+// records hold: the kind clusters kind-clusters.json lists, the local processes their pid files name.
+// Kind clusters named for the lab that no record proves are neither deleted (they may be another
+// lab's) nor left silently: down refuses with ErrUnproven, naming them, and keeps the state.
+func (m *Manager) downFromRecords(ctx context.Context, labName string, loadErr error) error {
+	dir := m.Store.Dir(labName)
+	fmt.Fprintf(m.Out, "lab.json of %s cannot be read (%v): removing what the providers' own records hold\n", labName, loadErr)
+	kp, err := m.provider(scenario.ProviderKind, labName, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kind")); err == nil {
+		if err := kp.Delete(ctx); err != nil {
+			return fmt.Errorf("kind clusters of %s (from its record): %w", labName, err)
+		}
+	}
+	lp, err := m.provider(scenario.ProviderLocal, labName, nil)
+	if err != nil {
+		return err
+	}
+	if err := lp.Delete(ctx); err != nil { // from the pid files alone
+		return fmt.Errorf("local processes of %s (from their pid files): %w", labName, err)
+	}
+	if u, ok := kp.(interface{ Unproven() ([]string, error) }); ok {
+		// Without Docker there are no kind clusters to orphan.
+		names, err := u.Unproven()
+		if err == nil {
+			names = slices.DeleteFunc(names, m.recordedByOtherLab(labName))
+		}
+		if err == nil && len(names) > 0 {
+			return fmt.Errorf("%w: kind clusters %s are named for lab %s, but no record of it lists them (lab.json: %v); kept them and %s. If they are this lab's: kind delete cluster --name NAME for each, then mclab down --name %s again",
+				ErrUnproven, strings.Join(names, ", "), labName, loadErr, dir, labName)
+		}
+	}
+	if err := m.forgetContexts(labName); err != nil {
+		return err
+	}
+	return m.Store.Remove(labName)
 }
 
 func (m *Manager) delete(ctx context.Context, labName string, p provider.Provider) error {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"mclab.dev/mclab/lab"
 )
 
 type downOptions struct {
@@ -41,6 +43,8 @@ func newDownCommand(g *globals) *cobra.Command {
 			for _, n := range names {
 				existed, err := m.Down(cmd.Context(), n)
 				switch {
+				case errors.Is(err, lab.ErrUnproven):
+					errs = append(errs, &exitError{code: 2, err: fmt.Errorf("lab %s: %w", n, err)})
 				case err != nil:
 					errs = append(errs, fmt.Errorf("lab %s: %w", n, err))
 				case existed:
@@ -48,6 +52,9 @@ func newDownCommand(g *globals) *cobra.Command {
 				default:
 					fmt.Fprintf(g.streams.Err, "No lab %q under %s; nothing to delete.\n", n, m.Store.Root)
 				}
+			}
+			if len(errs) == 1 {
+				return errs[0]
 			}
 			return errors.Join(errs...)
 		},

@@ -1,6 +1,7 @@
 package kind
 
 import (
+	"sort"
 	"context"
 	"encoding/json"
 	"errors"
@@ -580,6 +581,28 @@ func (p *Provider) recorded() []ownedCluster {
 		}
 	}
 	return owned
+}
+
+// Unproven lists the kind clusters whose names start with the lab's name and a dash but that the lab's
+// record does not prove to be its own: for `down` of a lab whose lab.json is gone, which must neither
+// delete them (they may be another lab's) nor orphan them silently.
+func (p *Provider) Unproven() ([]string, error) {
+	existing, err := p.cfg.Runtime.ListClusters()
+	if err != nil {
+		return nil, err
+	}
+	mine := map[string]bool{}
+	for _, o := range p.recorded() {
+		mine[o.Kind] = true
+	}
+	var out []string
+	for _, n := range existing {
+		if strings.HasPrefix(n, p.cfg.Lab+"-") && !mine[n] {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // owned returns the kind clusters this lab created, as recorded proves them: never a name the scenario
