@@ -1,7 +1,6 @@
 package kind
 
 import (
-	"sort"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
