@@ -137,6 +137,8 @@ func (d *OutDir) Redact() (int, error) {
 			return os.Chmod(path, 0o700)
 		case !e.Type().IsRegular():
 			return nil // mclab writes no links or devices: not this run's
+		case strings.HasSuffix(path, ".tar.gz"):
+			return nil // packed from files already redacted (Tarball); binary, so never rewritten as text
 		}
 		if err := redactFile(path, &changed); err != nil {
 			failed = append(failed, fmt.Errorf("%s: %w (removed)", path, err))

@@ -210,6 +210,11 @@ func runVerify(ctx context.Context, g *globals, name, dir string) (*verifyRun, e
 	if err != nil {
 		return nil, err
 	}
+	// dir is under the lab's own state (train/...): an earlier run's reports there (also one an older
+	// mclab wrote, without the marker) are replaced, so verify finds the directory new.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
 	args := []string{"verify", "--name", name, "--report-dir", dir}
 	if g.stateDir != "" {
 		args = append(args, "--state-dir", g.stateDir)
