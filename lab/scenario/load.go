@@ -26,7 +26,7 @@ func Parse(source string, data []byte) (*Scenario, error) {
 	} else {
 		s = &Scenario{}
 		if err := yaml.UnmarshalStrict(data, s); err != nil {
-			return nil, fmt.Errorf("%s: %s; remove it or fix its spelling (`mclab plan --show-scenario` prints a complete scenario)", source, cleanDecodeError(err))
+			return nil, fmt.Errorf("%s: %s; %s (`mclab plan --show-scenario` prints a complete scenario)", source, cleanDecodeError(err), DecodeHint(err))
 		}
 		if s.Name == "" {
 			s.Name = nameFromSource(source)
@@ -47,6 +47,20 @@ func cleanDecodeError(err error) string {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
 	return msg
+}
+
+// DecodeHint says how to fix a strict YAML/JSON decoding error: a syntax error is not a misspelt field.
+func DecodeHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unknown field"), strings.Contains(msg, "duplicate field"), strings.Contains(msg, "already set in map"):
+		return "remove it or fix its spelling"
+	case strings.Contains(msg, "cannot unmarshal"):
+		return "give the field a value of the type named"
+	case strings.Contains(msg, "error converting YAML to JSON"), strings.Contains(msg, "yaml: "):
+		return "fix the YAML syntax at the line named (indentation, a missing colon, an unclosed quote or bracket)"
+	}
+	return "fix the document"
 }
 
 func nameFromSource(source string) string {

@@ -330,3 +330,18 @@ func TestMixedVersionAccepted(t *testing.T) {
 		}
 	}
 }
+
+// A YAML syntax error says to fix the syntax, not to remove or respell a field; an unknown field and a
+// wrong type say what fits them.
+func TestDecodeErrorsSayHowToFix(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"name: x\nclusters:\n- {name: c1\n", "fix the YAML syntax at the line named"},
+		{"name: x\nclustrs: []\n", "remove it or fix its spelling"},
+		{"name: x\nclusters: 3\n", "give the field a value of the type named"},
+	} {
+		_, err := Parse("s.yaml", []byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func Parse(source string, data []byte) (*Exercise, error) {
 		for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
 			msg = strings.ReplaceAll(msg, p, "")
 		}
-		return nil, fmt.Errorf("%s: %s; fix the field or remove it (see scenarios/exercises for complete exercises)", source, msg)
+		return nil, fmt.Errorf("%s: %s; %s (see scenarios/exercises for complete exercises)", source, msg, scenario.DecodeHint(err))
 	}
 	if errs := e.Validate(); len(errs) > 0 {
 		var b strings.Builder
