@@ -61,16 +61,17 @@ images: build
 # where kind-offline is set up). Budget: 30 minutes warm on 2 cores. The full log goes to bin/test.log
 # (bin/test.json: go test -json; bin/junit.xml); the terminal shows each package with its time, each
 # integration test's result (real kind included, with its figures or the reason it skipped) and every
-# failure, then the total and the 10 slowest tests.
+# failure with its whole output (gotestsum's "=== Failed" section), then the total and the 10 slowest tests.
 # test-long: the same with the exhaustive matrix (MCLAB_TEST_LONG=1: train selftest with 3 seeds per
 # exercise on every selftest lab it fits, every kind model): the nightly job (ci/nightly.sh).
 TEST_P ?= 1
 test: verify-code tools
 	@mkdir -p $(BIN)
 	@start=$$(date +%s); set -o pipefail; \
-	$(GO) tool gotestsum --format standard-verbose --jsonfile $(BIN)/test.json --junitfile $(BIN)/junit.xml -- \
+	$(GO) tool gotestsum --format standard-verbose --hide-summary=skipped --jsonfile $(BIN)/test.json --junitfile $(BIN)/junit.xml -- \
 		-p $(TEST_P) -count=1 -timeout $(TEST_TIMEOUT) ./... 2>&1 | tee $(BIN)/test.log | \
-		grep --line-buffered -E '^(ok|FAIL|panic:|DONE)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^\s+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind|verify of kind|train selftest|SIGINT after|shared lab)|^\s+[0-9]+ runs of [0-9]+ exercises'; \
+		awk '/^=== (Failed|Errors)/ { all = 1 } \
+			all || /^(ok|FAIL|panic:|DONE)|^--- (PASS|FAIL|SKIP): TestIntegration|^    --- FAIL|^[[:space:]]+[a-z0-9_]+_test\.go:[0-9]+: (real kind|verify .* on real kind|verify of kind|train selftest|SIGINT after|shared lab)|^[[:space:]]+[0-9]+ runs of [0-9]+ exercises/ { print; fflush() }'; \
 	rc=$$?; \
 	echo "make test$(if $(MCLAB_TEST_LONG), (long: MCLAB_TEST_LONG=$(MCLAB_TEST_LONG))): $$(( $$(date +%s) - start )) s in all; the 10 slowest tests:"; \
 	$(GO) tool gotestsum tool slowest --jsonfile $(BIN)/test.json --threshold 0 --num 10; \
