@@ -211,17 +211,110 @@ func redactJSON(data []byte) ([]byte, error) {
 
 // redactText replaces the secrets in text (logs, YAML, command lines).
 func redactText(data []byte) []byte {
-	data = base64Run.ReplaceAllFunc(data, func(b []byte) []byte {
-		if sensitiveBase64(b) {
-			return []byte("<redacted>")
-		}
-		return b
-	})
+	data = redactBase64Runs(data)
 	data = redactBlockScalars(data)
 	for _, p := range secretPatterns {
 		data = p.re.ReplaceAll(data, []byte(p.with))
 	}
 	return data
+}
+
+// redactBase64Runs replaces every base64 run that decodes to a credential. A run as base64Run finds it
+// can run on past the value into the next line when that line starts with something base64-shaped (a
+// log line's timestamp, 2026-12-07T10, is in the URL alphabet): splitRun cuts it where the value ends,
+// and what follows is looked at on its own.
+func redactBase64Runs(data []byte) []byte {
+	return base64Run.ReplaceAllFunc(data, func(b []byte) []byte {
+		head, rest := splitRun(b)
+		out := head
+		if sensitiveBase64(head) {
+			out = []byte("<redacted>")
+		} else if i := lastLine(head); i > 0 && sensitiveBase64(head[:i]) {
+			out = append([]byte("<redacted>"), head[i:]...)
+		}
+		if len(rest) == 0 {
+			return out
+		}
+		return append(append([]byte{}, out...), redactBase64Runs(rest)...)
+	})
+}
+
+// splitRun cuts a base64 run after its last line that belongs to one wrapped value: every line but the
+// last has the first line's width, no line is wider, none follows a line ending in = padding, and all
+// use one alphabet (standard: + and /, URL: - and _). A value whose alphabet its lines do not show (no
+// +, /, - or _) may still take one base64-shaped line too many: redactBase64Runs tries it without its
+// last line too.
+func splitRun(b []byte) (head, rest []byte) {
+	alphabet := byte(0) // '+' standard, '-' URL, 0 not known yet
+	width, prev := -1, -1
+	padded := false // the line before ended in padding: the value ended there
+	start := 0 // where the current line's content starts
+	for i := 0; i <= len(b); i++ {
+		sep := 0
+		switch {
+		case i == len(b):
+		case b[i] == '\n':
+			sep = 1
+		case b[i] == '\\' && i+1 < len(b) && b[i+1] == 'n':
+			sep = 2
+		case b[i] == '\r':
+			continue
+		default:
+			continue
+		}
+		line := bytes.TrimRight(bytes.TrimLeft(b[start:i], " \t"), "\r")
+		for _, c := range line {
+			var a byte
+			switch c {
+			case '+', '/':
+				a = '+'
+			case '-', '_':
+				a = '-'
+			}
+			if a != 0 && alphabet != 0 && a != alphabet && start > 0 {
+				return b[:lineStart(b, start)], b[lineStart(b, start):]
+			}
+			if a != 0 {
+				alphabet = a
+			}
+		}
+		if width < 0 {
+			width = len(line)
+		} else if prev != width || len(line) > width || padded {
+			return b[:lineStart(b, start)], b[lineStart(b, start):]
+		}
+		prev, padded = len(line), bytes.HasSuffix(line, []byte("="))
+		if i == len(b) {
+			break
+		}
+		start = i + sep
+		i += sep - 1
+	}
+	return b, nil
+}
+
+// lastLine is where the separator before b's last line begins (0 for a single line).
+func lastLine(b []byte) int {
+	i := max(bytes.LastIndexByte(b, '\n'), bytes.LastIndex(b, []byte(`\n`)))
+	if i > 0 && b[i] == '\n' && b[i-1] == '\r' {
+		i--
+	}
+	return max(i, 0)
+}
+
+// lineStart is where the separator before the line that starts at start begins (b[start] follows a
+// newline or an escaped \n).
+func lineStart(b []byte, start int) int {
+	switch {
+	case start >= 2 && b[start-2] == '\\' && b[start-1] == 'n':
+		return start - 2
+	case start >= 1 && b[start-1] == '\n':
+		if start >= 2 && b[start-2] == '\r' {
+			return start - 2
+		}
+		return start - 1
+	}
+	return start
 }
 
 // redactBlockScalars replaces the lines of a secret field's YAML block scalar (password: |, then the

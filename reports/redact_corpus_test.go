@@ -81,6 +81,10 @@ func TestRedactCorpus(t *testing.T) {
 		{"remote secret YAML, kubeconfig with a client key", "data:\n  c2: " + b64(kcKey) + "\n", []string{b64(kcKey)[:40], b64(kcKey)[200:240]}},
 		{"remote secret YAML, kubeconfig with an opaque token", "data: {c2: " + b64(kcOpaque) + "}\n", []string{b64(kcOpaque)[:40]}},
 		{"remote secret JSON", string(secretJSON), []string{b64(kcToken)[:40]}},
+		// Found by TestIntegrationNoSecretInAnyOutput on a real lab: the next log line's timestamp is
+		// base64-shaped (URL alphabet) and was taken as the value's last wrapped line, so nothing decoded.
+		{"remote secret YAML in a log, the next line timestamped", "data:\n  c2: " + b64(kcToken) + "\n2026-12-07T10:01:02.123Z\tinfo\tnext\n", []string{b64(kcToken)[:40], b64(kcToken)[100:140]}},
+		{"wrapped base64 in a log, the next line timestamped", "dump:\n" + wrap(b64(kcToken), 76) + "\n2026-12-07T10:01:02Z next\n", []string{b64(kcToken)[:40], b64(kcToken)[200:240]}},
 		{"kubeconfig in clear, token", string(kcToken), []string{tokenSig}},
 		{"kubeconfig in clear, opaque token", string(kcOpaque), []string{"opaque-bearer-0123456789abcdef"}},
 		{"base64 JWT under sa-token", "sa-token: " + b64([]byte(tok)) + "\n", []string{b64([]byte(tok))[:40]}},
@@ -116,6 +120,9 @@ func TestRedactCorpus(t *testing.T) {
 	// Public material and ordinary text stay readable.
 	cert := b64([]byte("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIRAKz\n-----END CERTIFICATE-----\n"))
 	keep := "root-cert.pem: " + cert + "\nsecretName: istio-remote-secret-c2\nistiod of c1 has no remote secret for c2\npath /var/lib/mclab/labs/multi-network-primary-remote/local/c1\n"
+	if out := string(RedactBytes([]byte("data:\n  c2: " + b64(kcToken) + "\n2026-12-07T10:01:02.123Z\tinfo\tnext\n"))); !strings.HasSuffix(out, "\n2026-12-07T10:01:02.123Z\tinfo\tnext\n") {
+		t.Errorf("the line after a redacted value is damaged: %q", out)
+	}
 	if out := string(RedactBytes([]byte(keep))); out != keep {
 		t.Errorf("public data changed:\nin:  %q\nout: %q", keep, out)
 	}

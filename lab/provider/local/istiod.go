@@ -75,11 +75,12 @@ func (p *Provider) StartIstiod(ctx context.Context, cluster string, spec provide
 		// A process whose leader has exited (a zombie, no longer alive) may hold its sockets until its
 		// last thread is gone, this lab's stopped istiod or one of a lab just removed that had the same
 		// ports (seen in CI right after `mclab down` of other labs): give the ports a while to be released.
-		for deadline := time.Now().Add(30 * time.Second); len(busyPorts(own)) > 0 && time.Now().Before(deadline); {
+		busy := busyPorts(own)
+		for deadline := time.Now().Add(30 * time.Second); len(busy) > 0 && time.Now().Before(deadline); busy = busyPorts(own) {
 			time.Sleep(200 * time.Millisecond)
 		}
-		if busy := busyPorts(own); len(busy) > 0 {
-			return fmt.Errorf("istiod of %s cannot start: ports %v on 127.0.0.1 are taken by another program (%s)", cluster, busy, portHolders(busy))
+		if len(busy) > 0 {
+			return fmt.Errorf("istiod of %s cannot start: ports %v on 127.0.0.1 are taken by another program (%s; %s)", cluster, busy, portHolders(busy), bindErrors(busy))
 		}
 		env := append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + filepath.Join(l.dir, "tmp"), "GOMAXPROCS=2"}, spec.Env...)
 		env = append(env, "ROOT_CA_DIR="+spec.CACertsDir, "KUBECONFIG="+l.kubeconfig())

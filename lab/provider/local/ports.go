@@ -242,14 +242,32 @@ func busyPorts(ps Ports) []int {
 	return out
 }
 
-// portHolders names the processes listening on ports ("pid 123 (pilot-discovery)"), from /proc/net/tcp
-// and each process's file descriptors, for messages about a port that is taken.
+// bindErrors says why each port cannot be bound now ("20022: bind: address already in use").
+func bindErrors(ports []int) string {
+	var out []string
+	for _, p := range ports {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			out = append(out, fmt.Sprintf("%d: %v", p, errors.Unwrap(err)))
+			continue
+		}
+		l.Close()
+		out = append(out, fmt.Sprintf("%d: free again", p))
+	}
+	return strings.Join(out, ", ")
+}
+
+// portHolders names the processes listening on ports ("port 20022: pid 123 (pilot-discovery)"), from
+// /proc/net/tcp and each process's file descriptors, and, for a port that no process listens on, the
+// sockets bound to it and their state ("port 20022: no listener; ESTABLISHED to 127.0.0.1:41234"), for
+// messages about a port that is taken.
 func portHolders(ports []int) string {
 	want := map[string]int{}
 	for _, p := range ports {
 		want[fmt.Sprintf("%04X", p)] = p
 	}
 	inodes := map[string]int{}
+	others := map[int][]string{}
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -257,33 +275,77 @@ func portHolders(ports []int) string {
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
 			fs := strings.Fields(line)
-			if len(fs) < 10 || fs[3] != "0A" { // 0A: LISTEN
+			if len(fs) < 10 {
 				continue
 			}
-			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 {
-				if p, ok := want[fs[1][i+1:]]; ok {
-					inodes["socket:["+fs[9]+"]"] = p
-				}
+			i := strings.LastIndexByte(fs[1], ':')
+			if i < 0 {
+				continue
+			}
+			p, ok := want[fs[1][i+1:]]
+			if !ok {
+				continue
+			}
+			if fs[3] == "0A" { // LISTEN
+				inodes["socket:["+fs[9]+"]"] = p
+				continue
+			}
+			others[p] = append(others[p], tcpState(fs[3])+" to "+hexAddr(fs[2]))
+		}
+	}
+	var out []string
+	if len(inodes) > 0 {
+		procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+		for _, fd := range procs {
+			link, err := os.Readlink(fd)
+			if err != nil {
+				continue
+			}
+			if port, ok := inodes[link]; ok {
+				pid := strings.Split(fd, "/")[2]
+				comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+				out = append(out, fmt.Sprintf("port %d: pid %s (%s)", port, pid, strings.TrimSpace(string(comm))))
+				delete(inodes, link)
 			}
 		}
 	}
-	if len(inodes) == 0 {
-		return ""
+	listening := map[int]bool{}
+	for _, p := range inodes {
+		listening[p] = true
 	}
-	var out []string
-	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	for _, fd := range procs {
-		link, err := os.Readlink(fd)
-		if err != nil {
-			continue
-		}
-		if port, ok := inodes[link]; ok {
-			pid := strings.Split(fd, "/")[2]
-			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
-			out = append(out, fmt.Sprintf("port %d: pid %s (%s)", port, pid, strings.TrimSpace(string(comm))))
-			delete(inodes, link)
+	for _, p := range ports {
+		if s := others[p]; len(s) > 0 && !listening[p] {
+			if len(s) > 3 {
+				s = append(s[:3], fmt.Sprintf("and %d more", len(s)-3))
+			}
+			out = append(out, fmt.Sprintf("port %d: no listener; sockets %s", p, strings.Join(s, ", ")))
 		}
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// tcpState names a state of /proc/net/tcp (include/net/tcp_states.h).
+func tcpState(hex string) string {
+	names := map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+		"06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING", "0C": "NEW_SYN_RECV"}
+	if n, ok := names[hex]; ok {
+		return n
+	}
+	return "state " + hex
+}
+
+// hexAddr turns an IPv4 address of /proc/net/tcp ("0100007F:4E36") into "127.0.0.1:20022"; others are
+// returned as they are.
+func hexAddr(a string) string {
+	host, port, ok := strings.Cut(a, ":")
+	pn, err := strconv.ParseUint(port, 16, 16)
+	if !ok || err != nil || len(host) != 8 {
+		return a
+	}
+	b, err := strconv.ParseUint(host, 16, 32)
+	if err != nil {
+		return a
+	}
+	return fmt.Sprintf("%d.%d.%d.%d:%d", b&0xff, b>>8&0xff, b>>16&0xff, b>>24, pn)
 }

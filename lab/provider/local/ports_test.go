@@ -25,6 +25,32 @@ func TestPortHolders(t *testing.T) {
 	}
 }
 
+// TestPortHoldersWithoutListener: a port whose listener is gone but whose accepted connection is still
+// open is described by that connection and its state, not as an empty holder list.
+func TestPortHoldersWithoutListener(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	l.Close()
+	got := portHolders([]int{port})
+	want := "port " + strconv.Itoa(port) + ": no listener; sockets ESTABLISHED to " + client.LocalAddr().String()
+	if !strings.Contains(got, want) {
+		t.Errorf("portHolders(%d) = %q, want %q", port, got, want)
+	}
+}
+
 // TestPortsApartAcrossStateRoots: two labs in two state roots (tests side by side, two users'
 // MCLAB_STATE_DIRs) never get the same block, although neither listens yet; once a lab is gone its
 // reservation is stale and its block is given out again.
