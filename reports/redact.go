@@ -248,7 +248,7 @@ func splitRun(b []byte) (head, rest []byte) {
 	alphabet := byte(0) // '+' standard, '-' URL, 0 not known yet
 	width, prev := -1, -1
 	padded := false // the line before ended in padding: the value ended there
-	start := 0 // where the current line's content starts
+	start := 0      // where the current line's content starts
 	for i := 0; i <= len(b); i++ {
 		sep := 0
 		switch {
