@@ -157,6 +157,29 @@ func TestIntegrationRealKind(t *testing.T) {
 	if got := kindContainers(t, "kinde2e-"); len(got) != 1 || got[0] != "kinde2e-2-c1-control-plane" {
 		t.Errorf("down of kinde2e must leave exactly kinde2e-2's node, left %v", got)
 	}
+	// Lab kinde2e with a cluster 2-c1 joins to kind-e2e-2's kind cluster kinde2e-2-c1 (issue 31): up
+	// refuses it before creating anything, naming the cluster, and its down deletes nothing of kinde2e-2.
+	collide := filepath.Join(t.TempDir(), "collide.yaml")
+	must(t, os.WriteFile(collide, []byte(fmt.Sprintf(`apiVersion: mclab.dev/v1alpha1
+kind: Scenario
+name: kinde2e
+istio: {model: multi-primary}
+provider: {name: kind, kind: {nodeImage: %s, loadBalancer: none}}
+clusters:
+- {name: 2-c1, network: network1}
+`, image)), 0o600))
+	out, stderr, code = mclab(t, bin, stateDir, "up", "--scenario", collide, "--skip-istio")
+	if code == 0 || !strings.Contains(stderr, "kind cluster kinde2e-2-c1 (lab kinde2e, cluster 2-c1) already exists and is not this lab's") {
+		t.Errorf("up of a lab whose kind cluster name is another lab's: exit %d, want a refusal naming kinde2e-2-c1\n%s%s", code, out, stderr)
+	}
+	mclab(t, bin, stateDir, "down", "--name", "kinde2e")
+	if got := kindContainers(t, "kinde2e-"); len(got) != 1 || got[0] != "kinde2e-2-c1-control-plane" {
+		t.Errorf("the refused colliding lab's up and down must leave kinde2e-2's node alone, left %v", got)
+	}
+	other := client(t, strings.TrimSpace(kcPath2(t, bin, stateDir, "kinde2e-2")), "kinde2e-2-c1")
+	if _, err := other.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err != nil {
+		t.Errorf("kinde2e-2's cluster after the colliding lab's up and down: %v", err)
+	}
 	if _, stderr, code := mclab(t, bin, stateDir, "down", "--name", "kinde2e-2"); code != 0 {
 		t.Fatalf("down: %s", stderr)
 	}
@@ -200,6 +223,16 @@ func TestIntegrationRealKind(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(stateDir, "labs", "kinde2e-int")); !os.IsNotExist(err) {
 		t.Errorf("interrupted up left its state: %v", err)
 	}
+}
+
+// kcPath2 is the path of lab name's kubeconfig.
+func kcPath2(t *testing.T, bin, stateDir, name string) string {
+	t.Helper()
+	out, stderr, code := mclab(t, bin, stateDir, "kubeconfig", "--path", "--name", name)
+	if code != 0 {
+		t.Fatalf("kubeconfig --path --name %s: exit %d\n%s", name, code, stderr)
+	}
+	return out
 }
 
 func ready(n corev1.Node) bool {
