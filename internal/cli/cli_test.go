@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,8 +100,13 @@ func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, errOut, code := run(t, append(tc.args, "--state-dir", state)...)
-		if code == 0 {
-			t.Errorf("%v: exit 0", tc.args)
+		// Bad input is a usage error (exit 2); a machine that cannot run the lab fails the up (exit 1).
+		want := 2
+		if strings.Contains(strings.Join(tc.want, " "), "preflight") || slices.Contains(tc.args, "existing") {
+			want = 1
+		}
+		if code != want {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, want)
 		}
 		for _, w := range tc.want {
 			if !strings.Contains(errOut, w) {

@@ -24,7 +24,7 @@ func newDownCommand(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (o.name == "") == !o.all {
-				return errors.New("give --name LAB or --all")
+				return usageError(cmd, errors.New("give --name LAB or --all"))
 			}
 			m, err := g.manager(false)
 			if err != nil {

@@ -45,7 +45,7 @@ func newPlanCommand(g *globals) *cobra.Command {
 			}
 			s, name, err := o.resolve(cmd)
 			if err != nil {
-				return err
+				return usageError(cmd, err)
 			}
 			m, err := g.manager(false)
 			if err != nil {

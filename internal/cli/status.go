@@ -31,7 +31,7 @@ can wait on it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.name == "" {
-				return errors.New("give --name LAB (`mclab list` shows the labs)")
+				return usageError(cmd, errors.New("give --name LAB (`mclab list` shows the labs)"))
 			}
 			if err := checkOutput(o.output); err != nil {
 				return err

@@ -43,7 +43,7 @@ A failed or interrupted up of a new lab removes everything it made (--retain kee
 			}
 			s, name, err := o.resolve(cmd)
 			if err != nil {
-				return err
+				return usageError(cmd, err)
 			}
 			m.SkipIstio = o.skipIstio
 			return m.Up(cmd.Context(), s, name)
