@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -192,13 +192,12 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 	if err := r.Write(filepath.Join(dir, "bench-result.json")); err != nil {
 		return err
 	}
-	hf, err := os.Create(filepath.Join(dir, "bench.html"))
-	if err != nil {
+	var html bytes.Buffer
+	if err := bench.WriteHTML(&html, r); err != nil {
 		return err
 	}
-	herr := bench.WriteHTML(hf, r)
-	if cerr := hf.Close(); herr != nil || cerr != nil {
-		return errors.Join(herr, cerr)
+	if err := os.WriteFile(filepath.Join(dir, "bench.html"), reports.RedactBytes(html.Bytes()), 0o644); err != nil {
+		return err
 	}
 	if err := printDoc(g.streams.Out, o.output, r, func() error { r.Table(g.streams.Out); return nil }); err != nil {
 		return err

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mclab.dev/mclab/lab/bench"
+	"mclab.dev/mclab/lab/train"
 )
 
 // Every command that writes reports refuses a directory of a user's own files, exit 2, naming the
@@ -55,5 +59,35 @@ func TestReportCommandsRefuseAUsersDirectory(t *testing.T) {
 				t.Errorf("entries added: %v", entries)
 			}
 		})
+	}
+}
+
+// Train class reports and bench results are shared files (0644), so what a lab printed into them (a
+// bench note carries the error text of a failed step; a train record names the learner's target) passes
+// redaction before it is written (issue 31).
+func TestSharedResultsAreRedacted(t *testing.T) {
+	// A service-account token's shape (RS256 JWS) and a remote secret's base64 kubeconfig.
+	jwt := "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50In0.c2lnbmF0dXJlLXBhcnQtb2YtdGhlLXRva2Vu"
+	kc := base64.StdEncoding.EncodeToString([]byte("apiVersion: v1\nkind: Config\nclusters:\n- name: c2\n  cluster: {server: https://10.0.0.2:6443}\nusers:\n- name: c2\n  user: {token: " + jwt + "}\n"))
+	leak := "Authorization: Bearer " + jwt + " data: {c2: " + kc + "}"
+	dir := t.TempDir()
+	r := &bench.Result{APIVersion: bench.APIVersion, Kind: bench.Kind, Notes: []string{"INCOMPLETE: the bench stopped: " + leak}}
+	if err := r.Write(filepath.Join(dir, "bench-result.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeTrainReport(dir, &train.Report{Attempts: []train.Record{{Lab: "l", Exercise: "e", Target: leak, Outcome: "solved"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"bench-result.json", "train-report.yaml", "junit.xml"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), jwt[len(jwt)-20:]) || strings.Contains(string(data), kc[:40]) {
+			t.Errorf("%s keeps the token or the kubeconfig:\n%s", f, data)
+		}
+		if fi, _ := os.Stat(filepath.Join(dir, f)); fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %o, want 644 (shared results, documented)", f, fi.Mode().Perm())
+		}
 	}
 }

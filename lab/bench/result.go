@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mclab.dev/mclab/reports"
 	"os"
 	"runtime"
 	"sort"
@@ -164,7 +165,8 @@ func (r *Result) Write(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, data, 0o644)
+	// Results are shared (0644): notes carry error texts from the lab, so they pass redaction too.
+	return os.WriteFile(path, reports.RedactBytes(data), 0o644)
 }
 
 // Read reads a result written by Write (JSON or YAML), strictly.
