@@ -19,6 +19,7 @@ import (
 	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/suites/diagnose"
 	"mclab.dev/mclab/suites/probe/traffic"
 )
 
@@ -209,4 +210,19 @@ func (t *Target) ServingCluster(cluster string) string {
 		return ""
 	}
 	return t.topo().Serving(*c).Name
+}
+
+// DiagnosisEnv is the lab as package diagnose reads it: the clusters' clients and each primary's istiod
+// debug endpoints.
+func (t *Target) DiagnosisEnv() diagnose.Env {
+	return diagnose.Env{Scenario: t.Scenario, Clients: t.Clients, Debug: diagnose.HTTPDebug(func(primary string) (string, error) {
+		if t.Istiod == nil {
+			return "", fmt.Errorf("no istiod endpoint for %s", primary)
+		}
+		ep, err := t.Istiod(primary)
+		if err != nil {
+			return "", err
+		}
+		return ep.Debug, nil
+	})}
 }

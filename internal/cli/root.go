@@ -116,6 +116,7 @@ Start with:  mclab up --topology multi-network   (or: make lab TOPOLOGY=multi-ne
 		newVerifyCommand(g),
 		newTrainCommand(g),
 		newBenchCommand(g),
+		newExplainCommand(g),
 	)
 	registerCompletions(root, g)
 	return root

@@ -200,8 +200,8 @@ func (in *Installer) startIstiod(ctx context.Context, c scenario.Cluster) error 
 }
 
 // processSpec turns the rendered chart into what a local pilot-discovery needs: the Deployment's
-// environment (pod field references resolved as the kubelet would), the mesh config and the injector's
-// config and values at the paths istiod reads by default.
+// environment (pod field references resolved as the kubelet would). The mesh config and the injector's
+// config istiod reads live from the chart's ConfigMaps in the cluster.
 func processSpec(r Rendered, c scenario.Cluster) (provider.IstiodSpec, error) {
 	objs, err := kube.Decode(r.Manifest())
 	if err != nil {
@@ -209,18 +209,20 @@ func processSpec(r Rendered, c scenario.Cluster) (provider.IstiodSpec, error) {
 	}
 	var spec provider.IstiodSpec
 	spec.Files = map[string][]byte{}
+	chart := map[string]string{}
 	for _, o := range objs {
 		switch {
+		// The mesh config and the injector's config are not written as files: without them istiod
+		// watches the ConfigMaps istio (mesh, meshNetworks) and istio-sidecar-injector (config, values)
+		// that the chart applied (pilot/pkg/bootstrap/mesh.go getConfigurationSources,
+		// sidecarinjector.go), so a user's edit reaches it within seconds, as a kubelet-mounted
+		// ConfigMap would. The chart must still hold them.
 		case o.GetKind() == "ConfigMap" && o.GetName() == "istio":
 			mesh, _, _ := unstructured.NestedString(o.Object, "data", "mesh")
-			networks, _, _ := unstructured.NestedString(o.Object, "data", "meshNetworks")
-			spec.Files["etc/istio/config/mesh"] = []byte(mesh)
-			spec.Files["etc/istio/config/meshNetworks"] = []byte(networks)
+			chart["mesh"] = mesh
 		case o.GetKind() == "ConfigMap" && o.GetName() == "istio-sidecar-injector":
 			cfg, _, _ := unstructured.NestedString(o.Object, "data", "config")
-			values, _, _ := unstructured.NestedString(o.Object, "data", "values")
-			spec.Files["var/lib/istio/inject/config"] = []byte(cfg)
-			spec.Files["var/lib/istio/inject/values"] = []byte(values)
+			chart["injector config"] = cfg
 		case o.GetKind() == "Deployment" && o.GetName() == "istiod":
 			env, err := deploymentEnv(o, c)
 			if err != nil {
@@ -229,9 +231,9 @@ func processSpec(r Rendered, c scenario.Cluster) (provider.IstiodSpec, error) {
 			spec.Env = env
 		}
 	}
-	for _, need := range []string{"etc/istio/config/mesh", "var/lib/istio/inject/config"} {
-		if len(spec.Files[need]) == 0 {
-			return spec, fmt.Errorf("the rendered istiod chart has no %s", need)
+	for _, need := range []string{"mesh", "injector config"} {
+		if chart[need] == "" {
+			return spec, fmt.Errorf("the rendered istiod chart has no %s (ConfigMaps istio, istio-sidecar-injector)", need)
 		}
 	}
 	if spec.Env == nil {

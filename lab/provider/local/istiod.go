@@ -45,6 +45,16 @@ const istiodTimeout = 60 * time.Second
 func (p *Provider) StartIstiod(ctx context.Context, cluster string, spec provider.IstiodSpec) error {
 	l := p.layout(cluster)
 	dir := filepath.Join(l.dir, "istiod")
+	// A file at one of istiod's default config paths overrides the ConfigMap it would watch: one an
+	// earlier mclab wrote (the mesh config was once written once at up, so edits to the istio ConfigMap
+	// did nothing) goes, unless the spec gives it.
+	for _, rel := range []string{"etc/istio/config/mesh", "etc/istio/config/meshNetworks", "var/lib/istio/inject/config", "var/lib/istio/inject/values"} {
+		if _, given := spec.Files[rel]; !given {
+			if err := os.Remove(filepath.Join(dir, rel)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
 	for rel, data := range spec.Files {
 		if err := state.WriteFile(filepath.Join(dir, rel), data); err != nil {
 			return err
