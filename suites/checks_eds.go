@@ -12,6 +12,7 @@ import (
 
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/suites/diagnose"
 	"mclab.dev/mclab/suites/probe/xds"
 )
 
@@ -349,58 +350,36 @@ func (t *Target) networkGateway(ctx context.Context, network, mesh string) (stri
 	return "", nil
 }
 
+// whyPodIPs, whyMissingGateway and whyMissing name the cause of a failed endpoint expectation. They are
+// no decision tree keyed on the symptom: package diagnose walks the chain from the Kubernetes objects to
+// what istiod holds, link by link, and names the first broken one (its object, field and value), or
+// says that istiod's state shows none.
 func (t *Target) whyPodIPs(ctx context.Context, client, other scenario.Cluster) string {
-	ns, err := t.Clients[other.Name].Kube.CoreV1().Namespaces().Get(ctx, istio.IstioNamespace, metav1.GetOptions{})
-	if err == nil && ns.Labels[istio.NetworkLabel] != other.Network {
-		return fmt.Sprintf("network label missing on %s's istio-system (%s=%q, want %q), so istiod puts its endpoints on the client's network", other.Name, istio.NetworkLabel, ns.Labels[istio.NetworkLabel], other.Network)
-	}
-	// With no gateway known for the endpoints' network, istiod sends them as they are (seen on a local
-	// lab with the gateway Service's network label removed).
-	known := false
-	for _, c := range t.Scenario.Clusters {
-		if c.Network != other.Network || c.Mesh != other.Mesh || !t.topo().NeedsEastWestGateway(c) {
-			continue
-		}
-		svc, err := t.Clients[c.Name].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, istio.EastWestGatewayName, metav1.GetOptions{})
-		if err != nil || svc.Labels[istio.NetworkLabel] == other.Network {
-			known = true
-		}
-	}
-	if !known {
-		return fmt.Sprintf("no east-west gateway Service of %s carries %s=%s, so istiod knows no gateway for it and sends its endpoints as pod IPs", other.Network, istio.NetworkLabel, other.Network)
-	}
-	return fmt.Sprintf("istiod of %s does not place %s on %s; check pod labels %s", t.topo().Serving(client).Name, other.Name, other.Network, istio.NetworkLabel)
+	return t.diagnosis(ctx, client, other, false)
 }
 
-// whyMissingGateway explains a gateway missing from a client's endpoints: istiod does not know the
-// network's gateway (the Service's network label), or does not read the cluster.
 func (t *Target) whyMissingGateway(ctx context.Context, client scenario.Cluster, g gateway) string {
-	svc, err := t.Clients[g.cluster].Kube.CoreV1().Services(istio.IstioNamespace).Get(ctx, istio.EastWestGatewayName, metav1.GetOptions{})
-	if err == nil && svc.Labels[istio.NetworkLabel] != g.network {
-		return fmt.Sprintf("Service %s/%s in %s lacks %s=%s, so istiod does not know it as %s's gateway", istio.IstioNamespace, istio.EastWestGatewayName, g.cluster, istio.NetworkLabel, g.network, g.network)
-	}
-	// istiod leaves out cross-network endpoints that are not mTLS (ep_filters.go: "Cross-network traffic
-	// relies on mTLS for SNI routing").
-	if why := t.whyPlaintext(ctx, client, t.discoverySample().Host); strings.HasPrefix(why, "turned off by") {
-		return "istiod sends no cross-network endpoint that is not mTLS, and mTLS is " + why
-	}
 	other := t.Scenario.Cluster(g.cluster)
 	if other == nil {
-		return "unknown cluster"
+		return "no cluster " + g.cluster + " in the lab"
 	}
-	return t.whyMissing(ctx, client, *other)
+	return t.diagnosis(ctx, client, *other, true)
 }
 
 func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster) string {
-	serving := t.topo().Serving(client)
-	if serving.Name == other.Name {
-		return "the cluster is served by the same istiod; check the " + t.discoverySample().App + " pods"
+	return t.diagnosis(ctx, client, other, false)
+}
+
+// diagnosis is the cause of "a client in client gets the discovery sample's endpoints of from", derived
+// from istiod's state (package diagnose); an istiod that does not answer is said as such, never as a
+// cause.
+func (t *Target) diagnosis(ctx context.Context, client, from scenario.Cluster, mtls bool) string {
+	sample := t.discoverySample()
+	c, err := diagnose.Explain(ctx, t.DiagnosisEnv(), diagnose.Expectation{Client: client.Name, Namespace: sample.Namespace, Host: sample.Host, From: from.Name, MTLS: mtls})
+	if err != nil {
+		return "no cause named: the diagnosis could not read istiod's state: " + err.Error()
 	}
-	// Another primary, or a remote of the same primary: istiod reads it through a remote secret.
-	if why := t.notRead(ctx, serving.Name, other.Name); why != "" {
-		return why
-	}
-	return "istiod reads the cluster; check " + t.discoverySample().App + "'s Service there"
+	return c.Cause()
 }
 
 // notRead says why istiod of primary does not read cluster through a remote secret ("" when it reads

@@ -68,9 +68,6 @@ func TestIntegrationVerify(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	meshFile = func(cluster string) string {
-		return filepath.Join(stateDir, "labs", "multi-network", "local", cluster, "istiod", "etc", "istio", "config", "mesh")
-	}
 	verdictRules(t, bin, stateDir, kcPath)
 	faults := []struct {
 		name  string
@@ -113,8 +110,8 @@ func TestIntegrationVerify(t *testing.T) {
 			must(t, err)
 		}, "network label missing on c2's istio-system", ""},
 		{"cluster-local setting missing from istiod's mesh config", func(t *testing.T) {
-			// istiod watches its mesh config file: drop serviceSettings from c1's.
-			dropMeshSetting(t, meshFile("c1"), "serviceSettings:")
+			// istiod watches the istio ConfigMap: drop serviceSettings from c1's.
+			dropMeshSetting(t, c1, "serviceSettings:")
 		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2", ""},
 		{"expose-services Gateway deleted", func(t *testing.T) {
 			gw := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
@@ -124,12 +121,12 @@ func TestIntegrationVerify(t *testing.T) {
 			applyPeerAuthentication(t, strings.TrimSpace(kcPath), "DISABLE")
 		}, "a client in c2 reaches helloworld.sample.svc.cluster.local in plaintext", "turned off by PeerAuthentication sample/mtls-off in c2 (mtls.mode DISABLE)"},
 		{"meshID differs in c2", func(t *testing.T) {
-			data, err := os.ReadFile(meshFile("c2"))
-			must(t, err)
-			if !strings.Contains(string(data), "meshId: mesh1") {
-				t.Fatalf("c2's mesh config has no meshId: mesh1:\n%s", data)
-			}
-			must(t, os.WriteFile(meshFile("c2"), []byte(strings.ReplaceAll(string(data), "meshId: mesh1", "meshId: mesh-other")), 0o600))
+			editMeshConfig(t, c2, func(mesh string) string {
+				if !strings.Contains(mesh, "meshId: mesh1") {
+					t.Fatalf("c2's mesh config has no meshId: mesh1:\n%s", mesh)
+				}
+				return strings.ReplaceAll(mesh, "meshId: mesh1", "meshId: mesh-other")
+			})
 		}, `istiod of c2 runs mesh ID "mesh-other", but c2 belongs to mesh "mesh1"`, ""},
 		{"east-west gateway without an address", func(t *testing.T) {
 			svc, err := c2.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
@@ -207,8 +204,6 @@ func TestIntegrationVerify(t *testing.T) {
 	}
 }
 
-// meshFile is the path of a cluster's istiod mesh config in the lab under test.
-var meshFile func(cluster string) string
 
 var peerAuthGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
@@ -48,10 +49,10 @@ func TestIntegrationVerifyModels(t *testing.T) {
 			dc := dynamicClient(t, kc, "multi-network-federated-c2")
 			se := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
 			must(t, dc.Resource(se).Namespace("sample").Delete(ctx, "httpbin-from-mesh1", metav1.DeleteOptions{}))
-		}, "gets no endpoint for httpbin.sample.svc.cluster.local exported by mesh1"}, {func(t *testing.T, _, labDir string) {
-			// The federation trust bundle loses the other mesh's root: c1's istiod (it watches its mesh
-			// file) pushes a PCDS bundle without mesh2's root.
-			dropMeshSetting(t, filepath.Join(labDir, "local", "c1", "istiod", "etc", "istio", "config", "mesh"), "caCertificates:")
+		}, "gets no endpoint for httpbin.sample.svc.cluster.local exported by mesh1"}, {func(t *testing.T, kc, _ string) {
+			// The federation trust bundle loses the other mesh's root: c1's istiod (it watches the istio
+			// ConfigMap) pushes a PCDS bundle without mesh2's root.
+			dropMeshSetting(t, client(t, kc, "multi-network-federated-c1"), "caCertificates:")
 		}, "the trust bundle istiod of c1 pushes lacks mesh mesh2's root"}}},
 		{scenario: "federated-shared-root"},
 	} {
@@ -121,27 +122,39 @@ func dynamicClient(t *testing.T, kubeconfig, context string) dynamic.Interface {
 
 // dropMeshSetting removes a top-level setting (and its indented value) from an istiod mesh config
 // file; istiod watches the file and reloads it.
-func dropMeshSetting(t *testing.T, path, key string) {
+func dropMeshSetting(t *testing.T, cs kubernetes.Interface, key string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	editMeshConfig(t, cs, func(mesh string) string {
+		var kept []string
+		skip := false
+		for _, line := range strings.Split(mesh, "\n") {
+			if strings.HasPrefix(line, key) {
+				skip = true
+				continue
+			}
+			if skip && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "-")) {
+				continue
+			}
+			skip = false
+			kept = append(kept, line)
+		}
+		if len(kept) == len(strings.Split(mesh, "\n")) {
+			t.Fatalf("the mesh config has no %s:\n%s", key, mesh)
+		}
+		return strings.Join(kept, "\n")
+	})
+}
+
+// editMeshConfig edits the mesh config as a user does: the mesh key of ConfigMap istio-system/istio,
+// which istiod watches (on the local provider too).
+func editMeshConfig(t *testing.T, cs kubernetes.Interface, edit func(string) string) {
+	t.Helper()
+	ctx := context.Background()
+	cm, err := cs.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{})
 	must(t, err)
-	var kept []string
-	skip := false
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, key) {
-			skip = true
-			continue
-		}
-		if skip && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "-")) {
-			continue
-		}
-		skip = false
-		kept = append(kept, line)
-	}
-	if !skip && len(kept) == len(strings.Split(string(data), "\n")) {
-		t.Fatalf("%s has no %s", path, key)
-	}
-	must(t, os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600))
+	cm.Data["mesh"] = edit(cm.Data["mesh"])
+	_, err = cs.CoreV1().ConfigMaps("istio-system").Update(ctx, cm, metav1.UpdateOptions{})
+	must(t, err)
 }
 
 // eventuallyConformant runs verify until it exits 0 (a converged lab settles within seconds).

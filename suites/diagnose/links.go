@@ -111,7 +111,6 @@ func (w *walk) remoteAccess() (bool, error) {
 			if err != nil {
 				return false, fmt.Errorf("SubjectAccessReview in %s: %w", w.from.Name, err)
 			}
-			w.used("%s SubjectAccessReview list %s as %s", w.from.Name, r.String(), user)
 			if !got.Status.Allowed {
 				return w.broken(Link{Class: ClassRemoteAccess, Check: fmt.Sprintf("the identity of %s's remote secret may list what istiod watches in %s", w.serving.Name, w.from.Name),
 					Object: fmt.Sprintf("%s ClusterRoleBinding of %s", w.from.Name, user), Field: "list " + r.String(),
@@ -119,6 +118,9 @@ func (w *walk) remoteAccess() (bool, error) {
 					Fix: "bind the istio-reader ClusterRole (istio-reader-clusterrole-istio-system) to " + user + " again"}), nil
 			}
 		}
+	}
+	if user != "" {
+		w.used("%s SubjectAccessReviews for %s (list services, endpointslices, pods, namespaces)", w.from.Name, user)
 	}
 	return w.ok(ClassRemoteAccess, check, object, fmt.Sprintf("synced; server %s; %s may list services, endpointslices, pods, namespaces", server, orUnknown(user)), ev), nil
 }
@@ -353,6 +355,14 @@ func (w *walk) networks() (bool, error) {
 		return w.broken(Link{Class: ClassNetworks, Check: check, Object: fmt.Sprintf("istiod of %s", w.serving.Name), Field: "/debug/networkz",
 			Saw: fmt.Sprintf("no gateway for %s (gateways: %s)", w.from.Network, gatewayList(w.st.networks)), Evidence: ev}), nil
 	}
+	// istiod keeps a gateway it once knew after its Service lost the address (seen on a local lab):
+	// the Service as it is now must still give what istiod holds.
+	if l, bad, err := w.gatewayService(gw.Cluster, ev); err != nil {
+		return false, err
+	} else if bad {
+		l.Saw += fmt.Sprintf(" (istiod still holds %s:%d from before)", gw.Addr, gw.Port)
+		return w.broken(l), nil
+	}
 	w.ok(ClassNetworks, check, fmt.Sprintf("%s Service %s/%s", gw.Cluster, istio.IstioNamespace, istio.EastWestGatewayName), fmt.Sprintf("%s:%d", gw.Addr, gw.Port), ev)
 	// The gateway's cluster routes 15443 by SNI only with the AUTO_PASSTHROUGH Gateway.
 	if l, bad, err := w.passthroughGateway(gw.Cluster); err != nil {
@@ -360,6 +370,7 @@ func (w *walk) networks() (bool, error) {
 	} else if bad {
 		return w.broken(l), nil
 	}
+	w.ok(ClassNetworks, fmt.Sprintf("%s's east-west gateway passes 15443 through by SNI", gw.Cluster), fmt.Sprintf("%s Gateways in %s", gw.Cluster, istio.IstioNamespace), "an AUTO_PASSTHROUGH server on 15443", fmt.Sprintf("%s API server", gw.Cluster))
 	// istiod sends no cross-network endpoint that is not mTLS (ep_filters.go).
 	for _, e := range eps {
 		if e.TLSMode != "istio" {
@@ -382,9 +393,32 @@ func (w *walk) networkOfEndpoint(e shardEndpoint, ev string) Link {
 			return l
 		}
 	}
-	l.Object, l.Field = fmt.Sprintf("%s Pod %s/%s", w.from.Name, w.svcNamespace(), e.WorkloadName), "metadata.labels["+istio.NetworkLabel+"]"
-	l.Fix = fmt.Sprintf("the pod's network label must be %s", w.from.Network)
+	pod := w.podWithIP(e.Addresses)
+	if pod == "" {
+		pod = e.WorkloadName + " (workload)"
+	}
+	l.Object, l.Field = fmt.Sprintf("%s Pod %s/%s", w.from.Name, w.svcNamespace(), pod), "metadata.labels["+istio.NetworkLabel+"]"
+	l.Fix = fmt.Sprintf("the pod's network label must be %s (its cluster's network)", w.from.Network)
 	return l
+}
+
+// podWithIP names the source cluster's pod in the service's namespace that has one of ips ("" when
+// none does).
+func (w *walk) podWithIP(ips []string) string {
+	k, err := w.kube(w.from.Name)
+	if err != nil {
+		return ""
+	}
+	pods, err := k.Kube.CoreV1().Pods(w.svcNamespace()).List(w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, p := range pods.Items {
+		if slices.Contains(ips, p.Status.PodIP) {
+			return p.Name
+		}
+	}
+	return ""
 }
 
 // gatewayService checks the east-west gateway Service of cluster as istiod uses it for networkz.
@@ -469,7 +503,7 @@ func (w *walk) trafficPolicy() (bool, error) {
 		var spec struct {
 			Host          string `json:"host"`
 			TrafficPolicy struct {
-				TLS struct {
+				TLS *struct {
 					Mode string `json:"mode"`
 				} `json:"tls"`
 			} `json:"trafficPolicy"`
@@ -482,12 +516,37 @@ func (w *walk) trafficPolicy() (bool, error) {
 		if !hostMatches(host, w.e.Host) {
 			continue
 		}
-		if m := spec.TrafficPolicy.TLS.Mode; m != "" && m != "ISTIO_MUTUAL" {
+		if spec.TrafficPolicy.TLS == nil {
+			continue
+		}
+		// configz drops an enum's zero value: a tls block without a mode is DISABLE (ClientTLSSettings).
+		m := spec.TrafficPolicy.TLS.Mode
+		if m == "" {
+			m = "DISABLE"
+		}
+		if m != "ISTIO_MUTUAL" {
 			return w.broken(Link{Class: ClassTrafficPolicy, Check: "client TLS to " + w.e.Host + " is Istio mTLS", Object: fmt.Sprintf("%s DestinationRule %s/%s", w.serving.Name, c.Metadata.Namespace, c.Metadata.Name),
 				Field: "spec.trafficPolicy.tls.mode", Saw: m, Evidence: ev, Fix: "use ISTIO_MUTUAL, or remove the tls block (auto mTLS)"}), nil
 		}
 	}
-	for _, c := range w.st.configsOf("PeerAuthentication") {
+	// The server side's PeerAuthentications are the config of the istiod serving the source cluster.
+	server := istio.Topology{S: w.env.Scenario}.Serving(w.from)
+	pas := w.st.configsOf("PeerAuthentication")
+	paEv := ev
+	if server.Name != w.serving.Name {
+		body, err := w.env.Debug(w.ctx, server.Name, "/debug/configz")
+		if err != nil {
+			return false, &InfraError{Primary: server.Name, Path: "/debug/configz", Err: err}
+		}
+		var cfgs []configEntry
+		if err := json.Unmarshal(body, &cfgs); err != nil {
+			return false, &InfraError{Primary: server.Name, Path: "/debug/configz", Err: err}
+		}
+		pas = (&istiodState{configs: cfgs}).configsOf("PeerAuthentication")
+		paEv = fmt.Sprintf("istiod of %s /debug/configz", server.Name)
+		w.used("%s", paEv)
+	}
+	for _, c := range pas {
 		if c.Metadata.Namespace != w.svcNamespace() && c.Metadata.Namespace != w.rootNamespace() {
 			continue
 		}
@@ -504,8 +563,8 @@ func (w *walk) trafficPolicy() (bool, error) {
 			continue
 		}
 		if spec.MTLS.Mode == "DISABLE" {
-			return w.broken(Link{Class: ClassTrafficPolicy, Check: w.e.Host + "'s workloads accept Istio mTLS", Object: fmt.Sprintf("%s PeerAuthentication %s/%s", w.serving.Name, c.Metadata.Namespace, c.Metadata.Name),
-				Field: "spec.mtls.mode", Saw: "DISABLE", Evidence: ev, Fix: "use STRICT or PERMISSIVE, or delete it"}), nil
+			return w.broken(Link{Class: ClassTrafficPolicy, Check: w.e.Host + "'s workloads accept Istio mTLS", Object: fmt.Sprintf("%s PeerAuthentication %s/%s", server.Name, c.Metadata.Namespace, c.Metadata.Name),
+				Field: "spec.mtls.mode", Saw: "DISABLE", Evidence: paEv, Fix: "use STRICT or PERMISSIVE, or delete it"}), nil
 		}
 	}
 	return w.ok(ClassTrafficPolicy, "no DestinationRule or PeerAuthentication turns mTLS off for "+w.e.Host, w.serving.Name, "", ev), nil

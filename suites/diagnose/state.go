@@ -26,7 +26,7 @@ type registryService struct {
 	Attributes struct {
 		Name      string          `json:"Name"`
 		Namespace string          `json:"Namespace"`
-		ExportTo  map[string]bool `json:"ExportTo"`
+		ExportTo  map[string]json.RawMessage `json:"ExportTo"` // a set: {"istio-system": {}}
 	} `json:"Attributes"`
 	Ports []struct {
 		Name     string `json:"name"`
