@@ -374,8 +374,13 @@ func (t *Target) whyMissing(ctx context.Context, client, other scenario.Cluster)
 // from istiod's state (package diagnose); an istiod that does not answer is said as such, never as a
 // cause.
 func (t *Target) diagnosis(ctx context.Context, client, from scenario.Cluster, mtls bool) string {
+	return t.causeFor(ctx, client, from.Name, t.discoverySample().Host, mtls)
+}
+
+// causeFor is the cause of "a client in client (the samples' namespace) gets host's endpoints of from".
+func (t *Target) causeFor(ctx context.Context, client scenario.Cluster, from, host string, mtls bool) string {
 	sample := t.discoverySample()
-	c, err := diagnose.Explain(ctx, t.DiagnosisEnv(), diagnose.Expectation{Client: client.Name, Namespace: sample.Namespace, Host: sample.Host, From: from.Name, MTLS: mtls})
+	c, err := diagnose.Explain(ctx, t.DiagnosisEnv(), diagnose.Expectation{Client: client.Name, Namespace: sample.Namespace, Host: host, From: from, MTLS: mtls})
 	if err != nil {
 		return "no cause named: the diagnosis could not read istiod's state: " + err.Error()
 	}

@@ -123,7 +123,7 @@ func CheckClusterLocal(ctx context.Context, t *Target) Verdict {
 		}
 		for ip := range own[c.Name] {
 			if !got[ip] {
-				v.notYet("a client in %s does not get its own cluster's endpoint %s for cluster-local %s: istiod of %s does not discover it", c.Name, ip, istio.ClusterLocalHost, t.topo().Serving(c).Name)
+				v.notYet("a client in %s does not get its own cluster's endpoint %s for cluster-local %s: %s", c.Name, ip, istio.ClusterLocalHost, t.causeFor(ctx, c, c.Name, istio.ClusterLocalHost, false))
 			}
 		}
 		v.saw("EDS %s for a client in %s: %+v", ClusterLocalCluster, c.Name, eps)

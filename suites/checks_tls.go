@@ -91,7 +91,7 @@ func CheckClientMTLS(ctx context.Context, t *Target) Verdict {
 			ok, how := clusterMTLS(snap.RawClusters[name])
 			v.saw("client in %s, %s: %s", client.Name, name, how)
 			if snap.RawClusters[name] == nil {
-				v.notYet("a client in %s gets no cluster %s: istiod of %s does not know the service", client.Name, name, t.topo().Serving(client).Name)
+				v.notYet("a client in %s gets no cluster %s: %s", client.Name, name, t.causeFor(ctx, client, client.Name, serviceOf(name), true))
 				continue
 			}
 			if !ok {
