@@ -24,8 +24,8 @@ type clusterSync struct {
 type registryService struct {
 	Hostname   string `json:"hostname"`
 	Attributes struct {
-		Name      string          `json:"Name"`
-		Namespace string          `json:"Namespace"`
+		Name      string                     `json:"Name"`
+		Namespace string                     `json:"Namespace"`
 		ExportTo  map[string]json.RawMessage `json:"ExportTo"` // a set: {"istio-system": {}}
 	} `json:"Attributes"`
 	Ports []struct {
