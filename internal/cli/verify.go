@@ -124,8 +124,17 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		return &exitError{code: 2, err: err}
 	}
 	restore := func() {}
-	if o.output != "text" {
+	switch {
+	case o.output != "text":
 		restore = stdoutToStderr(g.streams.Out)
+	case !o.verbose:
+		// Concise by default: Ginkgo's own blocks (most of them for specs that do not apply) go to a
+		// file in the reports; the verdict below has a line per spec group and each failure's cause.
+		path := filepath.Join(o.reportDir, "ginkgo-output.txt")
+		if f, ok := g.streams.Out.(*os.File); ok && f.Fd() == 1 {
+			fmt.Fprintf(g.streams.Out, "Verifying lab %s; Ginkgo's own output goes to %s (-v prints it here) ...\n", o.name, path)
+			restore, _ = stdoutToFile(g.streams.Out, path)
+		}
 	}
 	timing := suites.DefaultTiming(target.Provider)
 	if o.settle != 0 {
@@ -358,7 +367,7 @@ func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
 	if cr.Verdict != reports.Conformant {
 		extra = ", evidence/ and evidence.tar.gz"
 	}
-	fmt.Fprintf(w, "Reports: %s (junit.xml, ginkgo.json, conformance-report.yaml, summary.html%s)\n", dir, extra)
+	fmt.Fprintf(w, "Reports: %s (junit.xml, ginkgo.json, ginkgo-output.txt, conformance-report.yaml, summary.html%s)\n", dir, extra)
 }
 
 func indent(s string) string {
