@@ -66,6 +66,14 @@ func TestIntegrationVerify(t *testing.T) {
 			t.Errorf("conformance report lacks %q:\n%s", want, report)
 		}
 	}
+	// Concise by default (issue 23): a healthy 2-cluster lab in at most 25 lines, a line per spec group;
+	// Ginkgo's own blocks are in the reports.
+	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n > 25 || strings.Contains(out, "Report Entries") || !strings.Contains(out, "MC-FEDERATION      not-run") {
+		t.Errorf("verify of a healthy lab printed %d lines (want <= 25, one per spec group, no Ginkgo blocks):\n%s", n, out)
+	}
+	if data, err := os.ReadFile(filepath.Join(lastReport, "ginkgo-output.txt")); err != nil || !strings.Contains(string(data), "Report Entries") {
+		t.Errorf("Ginkgo's own output is not in the reports (%v)", err)
+	}
 
 	ctx := context.Background()
 	verdictRules(t, bin, stateDir, kcPath)
