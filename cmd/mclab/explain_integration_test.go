@@ -192,7 +192,9 @@ func TestIntegrationExplainFaultCorpus(t *testing.T) {
 			return editSecret(t, c2, "cacerts", func(s *corev1.Secret) { s.Data = pki.NewCACerts(inter, root).Files() })
 		}, nil, []string{"✗ identity", "c2 Secret istio-system/cacerts data[root-cert.pem]"}},
 		{"c2's istiod runs another trust domain", "identity", func(t *testing.T) undo {
-			return editMeshConfigUndo(t, c2, func(m string) string { return strings.Replace(m, "trustDomain: cluster.local", "trustDomain: other.example", 1) })
+			return editMeshConfigUndo(t, c2, func(m string) string {
+				return strings.Replace(m, "trustDomain: cluster.local", "trustDomain: other.example", 1)
+			})
 		}, nil, []string{"✗ identity", "c2 ConfigMap istio-system/istio data.mesh trustDomain", "other.example"}},
 	}
 	classes := map[string]int{}
@@ -331,7 +333,9 @@ func createIstio(t *testing.T, d dynamic.Interface, group, resource, ns, name st
 	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": kinds[resource], "metadata": map[string]any{"name": name, "namespace": ns}, "spec": spec}}
 	_, err := d.Resource(gvr).Namespace(ns).Create(context.Background(), obj, metav1.CreateOptions{})
 	must(t, err)
-	return func() { must(t, d.Resource(gvr).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{})) }
+	return func() {
+		must(t, d.Resource(gvr).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{}))
+	}
 }
 
 func deleteIstioAndRestore(t *testing.T, d dynamic.Interface, group, resource, ns, name string) func() {

@@ -212,7 +212,6 @@ func TestIntegrationVerify(t *testing.T) {
 	}
 }
 
-
 var peerAuthGVR = schema.GroupVersionResource{Group: "security.istio.io", Version: "v1", Resource: "peerauthentications"}
 
 // applyPeerAuthentication creates (or updates) sample/mtls-off in c2 with the given mode.
