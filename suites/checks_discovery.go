@@ -43,7 +43,7 @@ func CheckRemoteClustersSynced(ctx context.Context, t *Target) Verdict {
 			case !ok:
 				v.fail("%s", t.diagnoseMissingSecret(ctx, p.Name, w.Name))
 			default:
-				v.fail("istiod of %s cannot sync %s (state %s): %s", p.Name, w.Name, s.SyncStatus, t.diagnoseSecretServer(ctx, p.Name, w.Name))
+				v.failWhy(func() string { return t.diagnoseSecretServer(ctx, p.Name, w.Name) }, "istiod of %s cannot sync %s (state %s)", p.Name, w.Name, s.SyncStatus)
 			}
 		}
 	}

@@ -74,6 +74,9 @@ func (t *Target) proxyConn(ctx context.Context, c scenario.Cluster, pod *corev1.
 		return xds.Conn{}, xds.Node{}, finding(err)
 	}
 	serving := t.topo().Serving(c)
+	if err := t.secretServerDown(ctx, serving, c); err != nil {
+		return xds.Conn{}, xds.Node{}, err
+	}
 	ep, err := t.Istiod(serving.Name)
 	if err != nil {
 		return xds.Conn{}, xds.Node{}, fmt.Errorf("reaching istiod of %s: %w", serving.Name, err)
@@ -271,9 +274,9 @@ func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 			sameNet := other.Network == client.Network
 			switch {
 			case sameNet && len(asPodIP) != len(ips[other.Name]):
-				v.fail("a client in %s misses %s endpoints of %s (%d of %s seen on the same network): %s", client.Name, sample.App, other.Name, len(asPodIP), keys(ips[other.Name]), t.whyMissing(ctx, client, other))
+				v.failWhy(func() string { return t.whyMissing(ctx, client, other) }, "a client in %s misses %s endpoints of %s (%d of %s seen on the same network)", client.Name, sample.App, other.Name, len(asPodIP), keys(ips[other.Name]))
 			case !sameNet && len(asPodIP) > 0:
-				v.fail("%s endpoints reach %s as pod IPs (%v) although they are on %s and the client on %s: %s", other.Name, client.Name, asPodIP, other.Network, client.Network, t.whyPodIPs(ctx, client, other))
+				v.failWhy(func() string { return t.whyPodIPs(ctx, client, other) }, "%s endpoints reach %s as pod IPs (%v) although they are on %s and the client on %s", other.Name, client.Name, asPodIP, other.Network, client.Network)
 			}
 		}
 		if !multiNet {
@@ -314,7 +317,7 @@ func CheckEndpoints(ctx context.Context, t *Target) Verdict {
 				}
 			}
 			if at == "" {
-				v.fail("a client in %s does not reach %s (network %s) through its gateway %s:15443: %s", client.Name, g.cluster, g.network, addr, t.whyMissingGateway(ctx, client, g))
+				v.failWhy(func() string { return t.whyMissingGateway(ctx, client, g) }, "a client in %s does not reach %s (network %s) through its gateway %s:15443", client.Name, g.cluster, g.network, addr)
 				continue
 			}
 			if weightAt[at] != want[addr] {

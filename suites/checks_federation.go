@@ -86,6 +86,9 @@ func firstOfMesh(t *Target, mesh string) string {
 // workloadCert asks the istiod serving cluster c for the curl workload's certificate, as its agent does.
 func (t *Target) workloadCert(ctx context.Context, c scenario.Cluster) (issued, error) {
 	serving := t.topo().Serving(c)
+	if err := t.secretServerDown(ctx, serving, c); err != nil {
+		return issued{}, err
+	}
 	ep, err := t.Istiod(serving.Name)
 	if err != nil {
 		return issued{}, fmt.Errorf("reaching istiod of %s: %w", serving.Name, err)

@@ -209,7 +209,7 @@ func CheckGatewayConfig(ctx context.Context, t *Target) Verdict {
 		l := snap.Listeners[gatewayListener]
 		if l == nil {
 			if len(want) > 0 {
-				v.fail("%s's east-west gateway has no 15443 AUTO_PASSTHROUGH listener (it has %v): %s", c.Name, names, t.whyNoPassthrough(ctx, c.Name))
+				v.failWhy(func() string { return t.whyNoPassthrough(ctx, c.Name) }, "%s's east-west gateway has no 15443 AUTO_PASSTHROUGH listener (it has %v)", c.Name, names)
 			}
 			continue
 		}

@@ -77,7 +77,9 @@ func CheckRemoteAPIServers(ctx context.Context, t *Target) Verdict {
 				v.cannot("a client for %s: %v", server, err)
 				continue
 			}
-			if _, err := cs.Discovery().ServerVersion(); err != nil {
+			_, err = cs.Discovery().ServerVersion()
+			t.noteSecretServer(p.Name, w.Name, server, err)
+			if err != nil {
 				if unreachable(err) {
 					v.fail("%s's API server at %s does not answer with the credentials of %s's remote secret (%v): istiod of %s still serves its last view of %s and will not see any change there; start the API server or fix the secret's server", w.Name, server, p.Name, short(err), p.Name, w.Name)
 				} else {

@@ -123,7 +123,7 @@ func CheckClusterLocal(ctx context.Context, t *Target) Verdict {
 		}
 		for ip := range own[c.Name] {
 			if !got[ip] {
-				v.notYet("a client in %s does not get its own cluster's endpoint %s for cluster-local %s: %s", c.Name, ip, istio.ClusterLocalHost, t.causeFor(ctx, c, c.Name, istio.ClusterLocalHost, false))
+				v.notYetWhy(func() string { return t.causeFor(ctx, c, c.Name, istio.ClusterLocalHost, false) }, "a client in %s does not get its own cluster's endpoint %s for cluster-local %s", c.Name, ip, istio.ClusterLocalHost)
 			}
 		}
 		v.saw("EDS %s for a client in %s: %+v", ClusterLocalCluster, c.Name, eps)

@@ -83,6 +83,10 @@ func CheckWorkloadCertificates(ctx context.Context, t *Target) Verdict {
 	byMesh := map[string][]issued{}
 	for _, c := range t.Scenario.Clusters {
 		serving := topo.Serving(c)
+		if err := t.secretServerDown(ctx, serving, c); err != nil {
+			v.fail("the CA of istiod %s issues no certificate for %s's workloads: %v", serving.Name, c.Name, err)
+			continue
+		}
 		ep, err := t.Istiod(serving.Name)
 		if err != nil {
 			v.cannot("reaching istiod of %s: %v", serving.Name, err)

@@ -111,7 +111,7 @@ func CheckProxylessReached(ctx context.Context, t *Target) Verdict {
 			}
 			switch {
 			case c.Network == client.Network && reached[c.Name] == 0:
-				v.fail("proxyless gRPC from %s never reached %s on the same network (reached %s): %s", client.Name, c.Name, describe(reached), t.whyUnreached(ctx, client, c))
+				v.failWhy(func() string { return t.whyUnreached(ctx, client, c) }, "proxyless gRPC from %s never reached %s on the same network (reached %s)", client.Name, c.Name, describe(reached))
 			case c.Network != client.Network && !noted[c.Network]:
 				// Not required: istiod gives a proxyless client the other network's east-west gateway
 				// (15443, AUTO_PASSTHROUGH), which routes by the SNI of Istio mTLS; proxyless gRPC is

@@ -91,11 +91,11 @@ func CheckClientMTLS(ctx context.Context, t *Target) Verdict {
 			ok, how := clusterMTLS(snap.RawClusters[name])
 			v.saw("client in %s, %s: %s", client.Name, name, how)
 			if snap.RawClusters[name] == nil {
-				v.notYet("a client in %s gets no cluster %s: %s", client.Name, name, t.causeFor(ctx, client, client.Name, serviceOf(name), true))
+				v.notYetWhy(func() string { return t.causeFor(ctx, client, client.Name, serviceOf(name), true) }, "a client in %s gets no cluster %s", client.Name, name)
 				continue
 			}
 			if !ok {
-				v.fail("a client in %s reaches %s in plaintext (%s): %s", client.Name, serviceOf(name), how, t.whyPlaintext(ctx, client, serviceOf(name)))
+				v.failWhy(func() string { return t.whyPlaintext(ctx, client, serviceOf(name)) }, "a client in %s reaches %s in plaintext (%s)", client.Name, serviceOf(name), how)
 				continue
 			}
 			var plain []string
@@ -106,7 +106,7 @@ func CheckClientMTLS(ctx context.Context, t *Target) Verdict {
 			}
 			sort.Strings(plain)
 			if len(plain) > 0 {
-				v.fail("a client in %s sends to endpoints %s of %s in plaintext (no tlsMode istio): %s", client.Name, strings.Join(plain, ", "), serviceOf(name), t.whyPlaintext(ctx, client, serviceOf(name)))
+				v.failWhy(func() string { return t.whyPlaintext(ctx, client, serviceOf(name)) }, "a client in %s sends to endpoints %s of %s in plaintext (no tlsMode istio)", client.Name, strings.Join(plain, ", "), serviceOf(name))
 			}
 		}
 	}

@@ -194,3 +194,47 @@ func TestTimingValidateNamesTheFlag(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A failing check derives its cause once, for the verdict that stands, not on every poll of the settle
+// window (the diagnosis chain reads istiod's debug state and asks the API servers each time).
+func TestCauseIsDerivedOnlyForTheVerdictThatStands(t *testing.T) {
+	fastTiming(t)
+	derived := 0
+	failing := func(context.Context, *Target) Verdict {
+		var v Verdict
+		v.failWhy(func() string { derived++; return "Sidecar sample/default: egress.hosts [./*]" }, "a client in c1 misses helloworld endpoints of c2")
+		v.notYetWhy(func() string { derived++; return "ServiceEntry gone" }, "a client in c1 gets no cluster x")
+		return v
+	}
+	attempts, final := runAttempts(context.Background(), &Target{}, converges, failing)
+	if len(attempts) < 3 {
+		t.Fatalf("only %d attempts: the check was not polled", len(attempts))
+	}
+	if derived != 2 {
+		t.Errorf("causes derived %d times over %d attempts, want 2 (once each, on the final attempt)", derived, len(attempts))
+	}
+	msg, verdict := outcome(final)
+	want := "a client in c1 misses helloworld endpoints of c2: Sidecar sample/default: egress.hosts [./*]\na client in c1 gets no cluster x: ServiceEntry gone"
+	if verdict != "non-conformant" || msg != want {
+		t.Errorf("outcome %q\n%q, want\n%q", verdict, msg, want)
+	}
+	if last := attempts[len(attempts)-1].verdict; !strings.Contains(oneLine(last), "Sidecar sample/default") {
+		t.Errorf("the last attempt's record lacks the cause: %q", oneLine(last))
+	}
+
+	// A safety violation stands at its attempt: that attempt's cause is derived, once.
+	derived = 0
+	n := 0
+	flapping := func(context.Context, *Target) Verdict {
+		n++
+		var v Verdict
+		if n == 2 {
+			v.failWhy(func() string { derived++; return "PeerAuthentication sample/default: mtls.mode DISABLE" }, "plaintext accepted")
+		}
+		return v
+	}
+	_, final = runAttempts(context.Background(), &Target{}, holds, flapping)
+	if msg, _ := outcome(final); derived != 1 || msg != "plaintext accepted: PeerAuthentication sample/default: mtls.mode DISABLE" {
+		t.Errorf("safety: derived %d times, outcome %q", derived, msg)
+	}
+}

@@ -159,9 +159,9 @@ func runAttempts(ctx context.Context, t *Target, p property, f func(context.Cont
 				return v.Passed() || v.violated(), nil
 			}))
 		}
-		for _, a := range attempts {
+		for i, a := range attempts {
 			if a.verdict.violated() {
-				return attempts, a.verdict
+				return stands(attempts, i)
 			}
 		}
 	default:
@@ -170,7 +170,14 @@ func runAttempts(ctx context.Context, t *Target, p property, f func(context.Cont
 	if len(attempts) == 0 {
 		return attempts, Verdict{Inconclusive: fmt.Errorf("the check never ran: %v", context.Cause(ctx))}
 	}
-	return attempts, attempts[len(attempts)-1].verdict
+	return stands(attempts, len(attempts)-1)
+}
+
+// stands makes attempt i the verdict that stands, with its causes derived: only this attempt pays for
+// the diagnosis chain, not every poll before it.
+func stands(attempts []attempt, i int) ([]attempt, Verdict) {
+	attempts[i].verdict = attempts[i].verdict.explained()
+	return attempts, attempts[i].verdict
 }
 
 // summarizeAttempts says how a check went over time: "passed after 2 failures in 3s", "held over 4

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,6 +44,9 @@ type Target struct {
 	// Forward forwards local ports to a pod's ports (what `kubectl port-forward` does), for data-plane
 	// checks that drive an app's own API (the echo app's ForwardEcho); nil where pods run no containers.
 	Forward func(ctx context.Context, cluster, namespace, selector string, ports []int) (map[int]string, func(), error)
+
+	// reachable is what this run learned about which remote secrets' servers answer (reach.go).
+	reachable *reachability
 }
 
 func (t *Target) topo() istio.Topology { return istio.Topology{S: t.Scenario} }
@@ -62,6 +66,51 @@ type Verdict struct {
 	// infrastructure failed (not the mesh): which endpoint, which cluster, which call. A check keeps
 	// going after it, so a violation elsewhere is still found.
 	Inconclusive error
+
+	// causes are the failures and unconverged expectations whose cause is derived only for the verdict
+	// that stands (see failWhy).
+	causes []pendingCause
+}
+
+// pendingCause is one cause a check derives only when its verdict is final: deriving it reads istiod's
+// debug state and asks the API servers (the diagnosis chain: seconds on a busy machine), and a failing
+// convergence check is polled many times during the settle window.
+type pendingCause struct {
+	unconverged bool
+	i           int
+	derive      func() string
+}
+
+// failWhy records a failure whose cause why derives, on the verdict that stands only: the message is
+// format's, then ": " and the cause.
+func (v *Verdict) failWhy(why func() string, format string, args ...any) {
+	v.fail(format, args...)
+	v.causes = append(v.causes, pendingCause{i: len(v.Failures) - 1, derive: why})
+}
+
+// notYetWhy is failWhy for an expectation that may still appear after a push.
+func (v *Verdict) notYetWhy(why func() string, format string, args ...any) {
+	v.notYet(format, args...)
+	v.causes = append(v.causes, pendingCause{unconverged: true, i: len(v.Unconverged) - 1, derive: why})
+}
+
+// explained is v with every pending cause derived (what judge reports for the verdict that stands).
+func (v Verdict) explained() Verdict {
+	if len(v.causes) == 0 {
+		return v
+	}
+	out := v
+	out.Failures = slices.Clone(v.Failures)
+	out.Unconverged = slices.Clone(v.Unconverged)
+	out.causes = nil
+	for _, c := range v.causes {
+		list := out.Failures
+		if c.unconverged {
+			list = out.Unconverged
+		}
+		list[c.i] += ": " + c.derive()
+	}
+	return out
 }
 
 // notYet records something a safety check expects to appear after a push and does not see yet.
