@@ -84,10 +84,11 @@ test-long:
 unit:
 	$(GO) test -short -count=1 ./...
 
-## bench: Go benchmarks of bring-up, propagation and scale (binaries cached); `mclab bench` for the full scenarios
+## bench: Go benchmarks of bring-up, propagation, scale and verify's diagnosis cost (binaries cached); `mclab bench` for the full scenarios
 bench: tools
 	$(GO) test -run '^$$' -bench 'BenchmarkUp' -benchtime 3x -timeout 30m ./lab/
 	$(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkScale' -benchtime 5x -timeout 60m ./lab/bench/
+	$(GO) test -run '^$$' -bench 'BenchmarkVerify' -benchtime 3x -timeout 30m ./cmd/mclab/
 
 ## verify-code: gofmt and go vet
 verify-code:

@@ -40,6 +40,9 @@ const (
 	ApplicabilityEntry = "applicability"
 	NotApplicable      = "not-applicable"
 	AttemptsEntry      = "attempts"
+	// DiagnosisEntry is the time a failed spec's causes took to derive (the diagnosis chain runs only
+	// for the verdict that stands, never for a pass).
+	DiagnosisEntry = "diagnosis"
 	// ScopeEntry "out" marks a spec the scope leaves out for a reason the scope names (e.g. the
 	// samples it needs are not deployed): counted out of scope, never a gap.
 	ScopeEntry = "scope"
@@ -194,6 +197,8 @@ type TestResult struct {
 	Reason  string `json:"reason"`
 	// Attempts is how the check went over time ("passed after 2 failures in 3s").
 	Attempts string `json:"attempts,omitempty"`
+	// Diagnosis is the time deriving the failure's cause took ("412ms"; empty when nothing was derived).
+	Diagnosis string `json:"diagnosis,omitempty"`
 	// InScope is false for a test of a view or filter the run was not asked to judge.
 	InScope bool `json:"inScope"`
 }
@@ -236,7 +241,7 @@ func Build(r types.Report, profiles []string, scope Scope, impl Implementation, 
 		}
 		selected := scope.filter == nil || scope.filter(labels)
 		inScope := selected && scope.Has(view)
-		tr := TestResult{Name: s.LeafNodeText, View: view, InScope: inScope, Reason: s.Failure.Message, Attempts: entry(s, AttemptsEntry)}
+		tr := TestResult{Name: s.LeafNodeText, View: view, InScope: inScope, Reason: s.Failure.Message, Attempts: entry(s, AttemptsEntry), Diagnosis: entry(s, DiagnosisEntry)}
 		switch {
 		case s.State == types.SpecStatePassed:
 			res.Statistics.Passed++

@@ -117,8 +117,10 @@ func TestVerdictLineNamesTheScope(t *testing.T) {
 }
 
 func TestProfilesAndLevels(t *testing.T) {
+	failing := spec("core fails", types.SpecStateFailed, NonConformant, "MC-A", Required)
+	failing.ReportEntries = append(failing.ReportEntries, types.ReportEntry{Name: DiagnosisEntry, Value: types.WrapEntryValue("412ms")})
 	r := types.Report{SuiteSucceeded: false, PreRunStats: types.PreRunStats{TotalSpecs: 3, SpecsThatWillRun: 3}, SpecReports: []types.SpecReport{
-		spec("core fails", types.SpecStateFailed, NonConformant, "MC-A", Required),
+		failing,
 		spec("extended passes", types.SpecStatePassed, "", "MC-A", Optional),
 		spec("skipped", types.SpecStateSkipped, "", "MC-B", Required),
 	}}
@@ -127,7 +129,7 @@ func TestProfilesAndLevels(t *testing.T) {
 		t.Fatalf("profiles: %+v", cr.Profiles)
 	}
 	a := cr.Profiles[0]
-	if a.Core.Result != "failure" || len(a.Core.FailedTests) != 1 || a.Core.FailedTests[0].Reason != "core fails failed" {
+	if a.Core.Result != "failure" || len(a.Core.FailedTests) != 1 || a.Core.FailedTests[0].Reason != "core fails failed" || a.Core.FailedTests[0].Diagnosis != "412ms" {
 		t.Errorf("core: %+v", a.Core)
 	}
 	if a.Extended == nil || a.Extended.Result != "success" {

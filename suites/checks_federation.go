@@ -11,6 +11,7 @@ import (
 	"mclab.dev/mclab/lab/istio"
 	"mclab.dev/mclab/lab/pki"
 	"mclab.dev/mclab/lab/scenario"
+	"mclab.dev/mclab/suites/diagnose"
 	"mclab.dev/mclab/suites/probe/ca"
 	"mclab.dev/mclab/suites/probe/xds"
 )
@@ -57,13 +58,17 @@ func CheckFederation(ctx context.Context, t *Target) Verdict {
 					continue
 				}
 				v.saw("mesh %s client in %s: %s -> %+v", client.Mesh, client.Name, edsName, eps)
+				// The cause is the federation chain's broken link, from the importing istiod's configz.
+				why := func() string {
+					return t.explained(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: firstOfMesh(t, e.Mesh), Import: e.Mesh})
+				}
 				if len(eps) == 0 {
-					v.notYet("a client in %s (mesh %s) gets no endpoint for %s exported by %s: its ServiceEntry/WorkloadEntry import is missing", client.Name, client.Mesh, host, e.Mesh)
+					v.notYetWhy(why, "a client in %s (mesh %s) gets no endpoint for %s exported by %s", client.Name, client.Mesh, host, e.Mesh)
 				}
 				for _, ep := range eps {
 					addr := fmt.Sprintf("%s:%d", ep.Address, ep.Port)
 					if !gws[addr] || ep.TLSMode != istio.MTLSMode {
-						v.fail("a client in %s reaches %s at %s (tlsMode %q), not only through %s's gateway %v", client.Name, host, addr, ep.TLSMode, e.Mesh, keys(gws))
+						v.failWhy(why, "a client in %s reaches %s at %s (tlsMode %q), not only through %s's gateway %v", client.Name, host, addr, ep.TLSMode, e.Mesh, keys(gws))
 					}
 				}
 			}

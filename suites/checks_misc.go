@@ -133,8 +133,8 @@ func CheckClusterLocal(ctx context.Context, t *Target) Verdict {
 				if !ok {
 					where = "an unknown workload"
 				}
-				v.fail("%s is cluster-local but a client in %s gets an endpoint of %s (%s:%d): istiod of %s lacks meshConfig.serviceSettings clusterLocal for it",
-					istio.ClusterLocalHost, c.Name, where, e.Address, e.Port, t.topo().Serving(c).Name)
+				v.failWhy(func() string { return t.localCause(ctx, c, istio.ClusterLocalHost) }, "%s is cluster-local but a client in %s gets an endpoint of %s (%s:%d)",
+					istio.ClusterLocalHost, c.Name, where, e.Address, e.Port)
 			}
 		}
 	}

@@ -202,7 +202,11 @@ func TestCauseIsDerivedOnlyForTheVerdictThatStands(t *testing.T) {
 	derived := 0
 	failing := func(context.Context, *Target) Verdict {
 		var v Verdict
-		v.failWhy(func() string { derived++; return "Sidecar sample/default: egress.hosts [./*]" }, "a client in c1 misses helloworld endpoints of c2")
+		v.failWhy(func() string {
+			derived++
+			time.Sleep(20 * time.Millisecond) // the diagnosis chain's reads
+			return "Sidecar sample/default: egress.hosts [./*]"
+		}, "a client in c1 misses helloworld endpoints of c2")
 		v.notYetWhy(func() string { derived++; return "ServiceEntry gone" }, "a client in c1 gets no cluster x")
 		return v
 	}
@@ -221,6 +225,14 @@ func TestCauseIsDerivedOnlyForTheVerdictThatStands(t *testing.T) {
 	if last := attempts[len(attempts)-1].verdict; !strings.Contains(oneLine(last), "Sidecar sample/default") {
 		t.Errorf("the last attempt's record lacks the cause: %q", oneLine(last))
 	}
+	// The time the derivation took is what the report's diagnosis entry carries.
+	if final.diagnosed < 20*time.Millisecond || final.diagnosed > 5*time.Second {
+		t.Errorf("diagnosed in %s, want the derivation's own time (>= 20ms)", final.diagnosed)
+	}
+	var healthy Verdict
+	if healthy.explained().diagnosed != 0 {
+		t.Error("a verdict with no cause to derive records a diagnosis time")
+	}
 
 	// A safety violation stands at its attempt: that attempt's cause is derived, once.
 	derived = 0
@@ -236,5 +248,25 @@ func TestCauseIsDerivedOnlyForTheVerdictThatStands(t *testing.T) {
 	_, final = runAttempts(context.Background(), &Target{}, holds, flapping)
 	if msg, _ := outcome(final); derived != 1 || msg != "plaintext accepted: PeerAuthentication sample/default: mtls.mode DISABLE" {
 		t.Errorf("safety: derived %d times, outcome %q", derived, msg)
+	}
+}
+
+// A bad --label-filter is a usage error in plain text: where it broke and why, with no Ginkgo markup or
+// terminal colour codes (it goes to files, pipes and CI logs; issue 29).
+func TestLabelFilterErrorIsPlainText(t *testing.T) {
+	for filter, want := range map[string]string{
+		"MC-MTLS && (Required": "Syntax Error Parsing Label Filter at character 12: Mismatched '(' - could not find matching ')';",
+		"a,b/c":                "Syntax Error Parsing Label Filter at character 4: Found two adjacent labels.  You need an operator between them;",
+		"MC-MTLS &&":           "Syntax Error Parsing Label Filter",
+	} {
+		_, _, err := ResolveScope(&Target{}, "", filter)
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Fatalf("%q: %v, want a usage error", filter, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, want) || strings.ContainsAny(msg, "\x1b") || strings.Contains(msg, "{{") {
+			t.Errorf("%q:\n  %q\nwant plain text containing %q", filter, msg, want)
+		}
 	}
 }

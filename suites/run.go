@@ -52,7 +52,7 @@ func Run(t *Target, opts Options) (types.Report, error) {
 	}
 	// Ginkgo exits the process on a filter it cannot parse: never let it.
 	if _, err := types.ParseLabelFilter(opts.LabelFilter); err != nil {
-		return types.Report{}, &UsageError{fmt.Errorf("--label-filter %q: %v", opts.LabelFilter, err)}
+		return types.Report{}, &UsageError{fmt.Errorf("--label-filter %q: %s", opts.LabelFilter, plainFilterError(err))}
 	}
 	suiteConfig, reporterConfig := GinkgoConfiguration()
 	suiteConfig.LabelFilter = opts.LabelFilter

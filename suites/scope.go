@@ -1,7 +1,9 @@
 package suites
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
@@ -39,8 +41,8 @@ func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, e
 	if strings.TrimSpace(labelFilter) != "" {
 		f, err := types.ParseLabelFilter(labelFilter)
 		if err != nil {
-			return reports.Scope{}, "", &UsageError{fmt.Errorf("--label-filter %q is not a valid Ginkgo label filter: %v; labels: %s (combine with &&, ||, !, parentheses)",
-				labelFilter, strings.TrimSpace(firstLine(err.Error())), strings.Join(KnownLabels(), ", "))}
+			return reports.Scope{}, "", &UsageError{fmt.Errorf("--label-filter %q is not a valid Ginkgo label filter: %s; labels: %s (combine with &&, ||, !, parentheses)",
+				labelFilter, plainFilterError(err), strings.Join(KnownLabels(), ", "))}
 		}
 		filter = f
 	}
@@ -94,6 +96,28 @@ func (t *Target) dataPlaneUnavailable() string {
 		return "no way to run commands in this provider's pods"
 	}
 	return ""
+}
+
+// markup is Ginkgo's formatter markup ({{red}}) and terminal escape codes: an error a user reads in a
+// file, a pipe or a CI log carries neither.
+var markup = regexp.MustCompile(`\{\{[a-z/-]*\}\}|\x1b\[[0-9;]*m`)
+
+// plainFilterError is Ginkgo's label filter error as plain text: "Syntax Error Parsing Label Filter at
+// character 10: <what>", with no colour codes, whatever the output is.
+func plainFilterError(err error) string {
+	var ge types.GinkgoError
+	if !errors.As(err, &ge) {
+		return strings.TrimSpace(markup.ReplaceAllString(firstLine(err.Error()), ""))
+	}
+	lines := strings.Split(ge.Message, "\n")
+	out := ge.Heading
+	if i := strings.Index(lines[0], "{{red}}"); i >= 0 && len(lines) > 1 {
+		out += fmt.Sprintf(" at character %d", len([]rune(markup.ReplaceAllString(lines[0][:i], "")))+1)
+	}
+	if what := strings.TrimRight(strings.TrimSpace(markup.ReplaceAllString(lines[len(lines)-1], "")), "."); what != "" && len(lines) > 1 {
+		out += ": " + what
+	}
+	return out
 }
 
 func firstLine(s string) string {

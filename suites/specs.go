@@ -116,6 +116,9 @@ func judge(ctx context.Context, p property, f func(context.Context, *Target) Ver
 	for _, e := range final.Evidence {
 		AddReportEntry("evidence", e, ReportEntryVisibilityNever)
 	}
+	if final.diagnosed > 0 {
+		AddReportEntry(reports.DiagnosisEntry, final.diagnosed.Round(time.Millisecond).String(), ReportEntryVisibilityNever)
+	}
 	if msg, verdict := outcome(final); verdict != "" {
 		AddReportEntry(reports.VerdictEntry, verdict)
 		Fail(msg)

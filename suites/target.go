@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -70,6 +71,8 @@ type Verdict struct {
 	// causes are the failures and unconverged expectations whose cause is derived only for the verdict
 	// that stands (see failWhy).
 	causes []pendingCause
+	// diagnosed is the time deriving those causes took (the report's "diagnosis" entry).
+	diagnosed time.Duration
 }
 
 // pendingCause is one cause a check derives only when its verdict is final: deriving it reads istiod's
@@ -103,6 +106,7 @@ func (v Verdict) explained() Verdict {
 	out.Failures = slices.Clone(v.Failures)
 	out.Unconverged = slices.Clone(v.Unconverged)
 	out.causes = nil
+	start := time.Now()
 	for _, c := range v.causes {
 		list := out.Failures
 		if c.unconverged {
@@ -110,6 +114,7 @@ func (v Verdict) explained() Verdict {
 		}
 		list[c.i] += ": " + c.derive()
 	}
+	out.diagnosed = time.Since(start)
 	return out
 }
 

@@ -248,7 +248,7 @@ func TestIntegrationExplainFaultCorpus(t *testing.T) {
 	}
 }
 
-func editSecret(t *testing.T, cs kubernetes.Interface, name string, edit func(*corev1.Secret)) func() {
+func editSecret(t testing.TB, cs kubernetes.Interface, name string, edit func(*corev1.Secret)) func() {
 	t.Helper()
 	ctx := context.Background()
 	s, err := cs.CoreV1().Secrets("istio-system").Get(ctx, name, metav1.GetOptions{})
@@ -326,7 +326,7 @@ func editMeshConfigUndo(t *testing.T, cs kubernetes.Interface, edit func(string)
 	return func() { editMeshConfig(t, cs, func(string) string { return was }) }
 }
 
-func createIstio(t *testing.T, d dynamic.Interface, group, resource, ns, name string, spec map[string]any) func() {
+func createIstio(t testing.TB, d dynamic.Interface, group, resource, ns, name string, spec map[string]any) func() {
 	t.Helper()
 	gvr := schema.GroupVersionResource{Group: group, Version: "v1", Resource: resource}
 	kinds := map[string]string{"sidecars": "Sidecar", "destinationrules": "DestinationRule", "peerauthentications": "PeerAuthentication", "gateways": "Gateway"}

@@ -41,7 +41,7 @@ var (
 // buildMclab builds the CLI as users run it, once per test binary (every test runs the same program;
 // a link of it costs seconds), and points KUBECONFIG at a file of the test's own: up merges the lab's
 // contexts into the user's kubeconfig, a test's own, never the machine's.
-func buildMclab(t *testing.T) string {
+func buildMclab(t testing.TB) string {
 	t.Helper()
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "user-kubeconfig"))
 	buildOnce.Do(func() {
@@ -59,13 +59,13 @@ func buildMclab(t *testing.T) string {
 	return binPath
 }
 
-func mclab(t *testing.T, bin, stateDir string, args ...string) (string, string, int) {
+func mclab(t testing.TB, bin, stateDir string, args ...string) (string, string, int) {
 	t.Helper()
 	return mclabWithin(t, 5*time.Minute, bin, stateDir, args...)
 }
 
 // mclabWithin runs mclab with a bound on its time and returns its outputs and exit code.
-func mclabWithin(t *testing.T, d time.Duration, bin, stateDir string, args ...string) (string, string, int) {
+func mclabWithin(t testing.TB, d time.Duration, bin, stateDir string, args ...string) (string, string, int) {
 	t.Helper()
 	stdout, stderr, code, err := runMclab(d, bin, stateDir, args...)
 	if err != nil {

@@ -34,7 +34,7 @@ var (
 )
 
 // useSharedLab returns the shared lab of a built-in scenario, bringing it up on first use.
-func useSharedLab(t *testing.T, bin, scenarioName string) *sharedLab {
+func useSharedLab(t testing.TB, bin, scenarioName string) *sharedLab {
 	t.Helper()
 	sharedMu.Lock()
 	l := sharedLabs[scenarioName]

@@ -120,7 +120,9 @@ func TestIntegrationVerify(t *testing.T) {
 		{"cluster-local setting missing from istiod's mesh config", func(t *testing.T) {
 			// istiod watches the istio ConfigMap: drop serviceSettings from c1's.
 			dropMeshSetting(t, c1, "serviceSettings:")
-		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2", ""},
+		}, "curl.sample.svc.cluster.local is cluster-local but a client in c1 gets an endpoint of c2",
+			// derived by the inverse chain from istiod's mesh config in effect (/debug/mesh)
+			"mesh config: c1 ConfigMap istio-system/istio data.mesh serviceSettings[].settings.clusterLocal = no serviceSettings; istiod holds shards [Kubernetes/c2] of it"},
 		{"expose-services Gateway deleted", func(t *testing.T) {
 			gw := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
 			must(t, dynamicClient(t, strings.TrimSpace(kcPath), "multi-network-c2").Resource(gw).Namespace("istio-system").Delete(ctx, "cross-network-gateway", metav1.DeleteOptions{}))
@@ -307,7 +309,7 @@ func tarContents(t *testing.T, path string) []byte {
 	}
 }
 
-func client(t *testing.T, kubeconfig, context string) *kubernetes.Clientset {
+func client(t testing.TB, kubeconfig, context string) *kubernetes.Clientset {
 	t.Helper()
 	return labtest.Client(t, kubeconfig, context)
 }
@@ -328,7 +330,7 @@ func reasons(t *testing.T, report string) string {
 	return strings.Join(out, "\n")
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

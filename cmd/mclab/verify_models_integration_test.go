@@ -49,7 +49,7 @@ func TestIntegrationVerifyModels(t *testing.T) {
 			dc := dynamicClient(t, kc, "multi-network-federated-c2")
 			se := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
 			must(t, dc.Resource(se).Namespace("sample").Delete(ctx, "httpbin-from-mesh1", metav1.DeleteOptions{}))
-		}, "gets no endpoint for httpbin.sample.svc.cluster.local exported by mesh1"}, {func(t *testing.T, kc, _ string) {
+		}, "gets no endpoint for httpbin.sample.svc.cluster.local exported by mesh1: visibility: c2 ServiceEntry sample/httpbin-from-mesh1 spec.hosts = absent"}, {func(t *testing.T, kc, _ string) {
 			// The federation trust bundle loses the other mesh's root: c1's istiod (it watches the istio
 			// ConfigMap) pushes a PCDS bundle without mesh2's root.
 			dropMeshSetting(t, client(t, kc, "multi-network-federated-c1"), "caCertificates:")
@@ -110,7 +110,7 @@ func TestIntegrationVerifyModels(t *testing.T) {
 }
 
 // dynamicClient talks to one context of a lab's kubeconfig.
-func dynamicClient(t *testing.T, kubeconfig, context string) dynamic.Interface {
+func dynamicClient(t testing.TB, kubeconfig, context string) dynamic.Interface {
 	t.Helper()
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
 		&clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()

@@ -15,6 +15,9 @@ import (
 // another mesh's service.
 const FederatedFromLabel = "mclab.dev/federated-from"
 
+// TLSModeLabel marks a workload that speaks Istio mTLS (value MTLSMode), as the injector labels pods.
+const TLSModeLabel = "security.istio.io/tlsMode"
+
 // federation returns the scenario's federation settings, or nil outside the federated model.
 func (in *Installer) federation() *scenario.Federation {
 	if in.S.Istio.Model != scenario.Federated {
@@ -211,7 +214,7 @@ func workloadEntry(mesh, cluster, name, ns, gateway string, ports []servicePort)
 	for _, p := range ports {
 		pm[p.Name] = int64(15443)
 	}
-	labels := map[string]any{FederatedFromLabel: mesh, "app": name, "security.istio.io/tlsMode": "istio"}
+	labels := map[string]any{FederatedFromLabel: mesh, "app": name, TLSModeLabel: MTLSMode}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
 		"metadata": map[string]any{"name": name + "-" + mesh + "-" + cluster, "namespace": ns, "labels": labels},

@@ -51,12 +51,24 @@ type Expectation struct {
 	// MTLS asks for Istio mTLS on the path too (the traffic policy and identity links); crossing
 	// networks needs it anyway.
 	MTLS bool `json:"mtls,omitempty"`
+	// Local inverts the expectation: the host is cluster-local, so the client gets only its own
+	// cluster's endpoints of it (From is the client's cluster).
+	Local bool `json:"local,omitempty"`
+	// Import is the mesh that exports Host to the client's (federated) mesh: the client reaches it only
+	// through that mesh's east-west gateways (From is one of its clusters).
+	Import string `json:"import,omitempty"`
 }
 
 func (e Expectation) String() string {
 	port := ""
 	if e.Port != 0 {
 		port = fmt.Sprintf(":%d", e.Port)
+	}
+	if e.Import != "" {
+		return fmt.Sprintf("a client in %s/%s gets %s%s, exported by mesh %s, through its gateways", e.Client, e.Namespace, e.Host, port, e.Import)
+	}
+	if e.Local {
+		return fmt.Sprintf("a client in %s/%s gets only %s's endpoints of %s%s", e.Client, e.Namespace, e.Client, e.Host, port)
 	}
 	return fmt.Sprintf("a client in %s/%s gets %s%s endpoints of %s", e.Client, e.Namespace, e.Host, port, e.From)
 }
@@ -137,7 +149,17 @@ func Explain(ctx context.Context, env Env, e Expectation) (*Chain, error) {
 	w := &walk{ctx: ctx, env: env, e: e, client: *client, from: *from, serving: serving, st: st,
 		chain: &Chain{Expectation: e, Serving: serving.Name}}
 	w.used("istiod of %s /debug/clusterz, registryz, endpointShardz, networkz, mesh, configz", serving.Name)
-	for _, link := range []func() (bool, error){w.remoteAccess, w.registry, w.meshConfig, w.visibility, w.networks, w.trafficPolicy, w.identity} {
+	links := []func() (bool, error){w.remoteAccess, w.registry, w.meshConfig, w.visibility, w.networks, w.trafficPolicy, w.identity}
+	if e.Local {
+		if e.From != e.Client {
+			return nil, fmt.Errorf("a cluster-local expectation is of the client's own cluster (client %s, from %s)", e.Client, e.From)
+		}
+		links = []func() (bool, error){w.clusterLocal}
+	}
+	if e.Import != "" {
+		links = []func() (bool, error){w.federationImport, w.exportGateway}
+	}
+	for _, link := range links {
 		ok, err := link()
 		if err != nil {
 			return nil, err

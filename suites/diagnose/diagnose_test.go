@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,6 +158,127 @@ func TestSeededFaultsNameTheObject(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Explain(context.Background(), healthyEnv(t, fixtureDebug(t, tc.edit), tc.denied), c1ToC2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(c.Cause(), tc.want) {
+				t.Errorf("cause:\n  %s\nwant it to contain:\n  %s", c.Cause(), tc.want)
+			}
+		})
+	}
+}
+
+// The inverse expectation (a cluster-local host stays in the client's cluster): holds on the recorded
+// mesh config, which marks curl cluster-local; broken, naming the ConfigMap's field and the shards istiod
+// holds, when the setting is gone or covers another host.
+func TestClusterLocalChain(t *testing.T) {
+	local := Expectation{Client: "c1", Namespace: "sample", Host: "curl.sample.svc.cluster.local", From: "c1", Local: true}
+	c, err := Explain(context.Background(), healthyEnv(t, fixtureDebug(t, nil), ""), local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := c.Broken(); b != nil || len(c.Links) != 1 || c.Links[0].Saw != "serviceSettings[0] hosts [curl.sample.svc.cluster.local] clusterLocal true" {
+		t.Fatalf("healthy: %+v", c.Links)
+	}
+	if got := local.String(); got != "a client in c1/sample gets only c1's endpoints of curl.sample.svc.cluster.local" {
+		t.Errorf("String: %s", got)
+	}
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"serviceSettings dropped", `"serviceSettings":[{"settings":{"clusterLocal":true},"hosts":["curl.sample.svc.cluster.local"]}]`, `"serviceSettings":[]`,
+			"mesh config: c1 ConfigMap istio-system/istio data.mesh serviceSettings[].settings.clusterLocal = no serviceSettings; istiod holds shards [Kubernetes/c2] of it"},
+		{"another host is cluster-local", `"hosts":["curl.sample.svc.cluster.local"]`, `"hosts":["other.sample.svc.cluster.local"]`,
+			"= cluster-local hosts [other.sample.svc.cluster.local], none matches curl.sample.svc.cluster.local"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edit := func(path string, body []byte) []byte {
+				if path != "/debug/mesh" {
+					return body
+				}
+				if !strings.Contains(string(body), tc.from) {
+					t.Fatalf("the recorded mesh config lacks %s", tc.from)
+				}
+				return []byte(strings.Replace(string(body), tc.from, tc.to, 1))
+			}
+			c, err := Explain(context.Background(), healthyEnv(t, fixtureDebug(t, edit), ""), local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(c.Cause(), tc.want) {
+				t.Errorf("cause:\n  %s\nwant it to contain:\n  %s", c.Cause(), tc.want)
+			}
+		})
+	}
+	if _, err := Explain(context.Background(), healthyEnv(t, fixtureDebug(t, nil), ""), Expectation{Client: "c1", From: "c2", Host: local.Host, Local: true}); err == nil {
+		t.Error("a cluster-local expectation of another cluster's endpoints must be refused")
+	}
+}
+
+// federatedEnv is a federated lab (c1 in mesh1 exports httpbin, c2 in mesh2 imports it) over the
+// recorded istiod state with configz edited by the test: c1's east-west gateway at 198.18.0.9 and its
+// Gateway istio-system/federation-export passing gatewayHosts through.
+func federatedEnv(t testing.TB, debug Debug, gatewayHosts ...any) Env {
+	s, err := scenario.Compose(scenario.MultiNetwork, scenario.Federated, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ew := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: "istio-eastwestgateway"}}
+	ew.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.18.0.9"}}
+	gw := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": map[string]any{"name": "federation-export", "namespace": "istio-system"},
+		"spec": map[string]any{"servers": []any{map[string]any{"port": map[string]any{"number": int64(15443)}, "tls": map[string]any{"mode": "AUTO_PASSTHROUGH"}, "hosts": gatewayHosts}}}}}
+	gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "gateways"}
+	kinds := map[schema.GroupVersionResource]string{gvr: "GatewayList"}
+	d1 := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds)
+	if _, err := d1.Resource(gvr).Namespace("istio-system").Create(context.Background(), gw, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return Env{Scenario: s, Debug: debug, Clients: map[string]*kube.Client{
+		"c1": {Name: "c1", Kube: fake.NewSimpleClientset(ew), Dynamic: d1},
+		"c2": {Name: "c2", Kube: fake.NewSimpleClientset(), Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), kinds)},
+	}}
+}
+
+// The federation chain: the importing istiod's ServiceEntry and WorkloadEntries (as lab/istio's
+// federate applies them) and the exporting mesh's passthrough Gateway; each fault names its object.
+func TestFederationChain(t *testing.T) {
+	const httpbin = "httpbin.sample.svc.cluster.local"
+	se := `{"kind":"ServiceEntry","metadata":{"name":"httpbin-from-mesh1","namespace":"sample"},"spec":{"hosts":["httpbin.sample.svc.cluster.local"],"location":"MESH_INTERNAL","resolution":"STATIC","workloadSelector":{"labels":{"app":"httpbin","mclab.dev/federated-from":"mesh1"}}}}`
+	we := func(addr string, port int, tlsMode string) string {
+		return fmt.Sprintf(`{"kind":"WorkloadEntry","metadata":{"name":"httpbin-mesh1-c1","namespace":"sample"},"spec":{"address":%q,"ports":{"http":%d},"labels":{"app":"httpbin","mclab.dev/federated-from":"mesh1","security.istio.io/tlsMode":%q}}}`, addr, port, tlsMode)
+	}
+	withConfig := func(extra ...string) Debug {
+		return fixtureDebug(t, func(path string, body []byte) []byte {
+			if path != "/debug/configz" || len(extra) == 0 {
+				return body
+			}
+			return []byte(strings.Replace(string(body), "[", "["+strings.Join(extra, ",")+",", 1))
+		})
+	}
+	imp := Expectation{Client: "c2", Namespace: "sample", Host: httpbin, From: "c1", Import: "mesh1"}
+	if got := imp.String(); got != "a client in c2/sample gets httpbin.sample.svc.cluster.local, exported by mesh mesh1, through its gateways" {
+		t.Errorf("String: %s", got)
+	}
+	for _, tc := range []struct {
+		name    string
+		debug   Debug
+		gateway []any
+		want    string
+	}{
+		{"healthy", withConfig(se, we("198.18.0.9", 15443, "istio")), []any{httpbin}, "no link is broken as far as istiod's state shows (2 links checked"},
+		{"the ServiceEntry deleted", withConfig(we("198.18.0.9", 15443, "istio")), []any{httpbin},
+			"visibility: c2 ServiceEntry sample/httpbin-from-mesh1 spec.hosts = absent: no ServiceEntry for httpbin.sample.svc.cluster.local"},
+		{"the WorkloadEntry deleted", withConfig(se), []any{httpbin},
+			"registry: c2 ServiceEntry sample/httpbin-from-mesh1 spec.workloadSelector.labels = map[app:httpbin mclab.dev/federated-from:mesh1] selects none of the WorkloadEntries in sample"},
+		{"the WorkloadEntry at a pod IP", withConfig(se, we("10.244.0.7", 15443, "istio")), []any{httpbin},
+			"networks: c2 WorkloadEntry sample/httpbin-mesh1-c1 spec.address = 10.244.0.7 (mesh mesh1's gateways: [198.18.0.9])"},
+		{"the WorkloadEntry on the service port", withConfig(se, we("198.18.0.9", 8000, "istio")), []any{httpbin},
+			"networks: c2 WorkloadEntry sample/httpbin-mesh1-c1 spec.ports[http] = 8000"},
+		{"the WorkloadEntry without tlsMode istio", withConfig(se, we("198.18.0.9", 15443, "disabled")), []any{httpbin},
+			`traffic policy: c2 WorkloadEntry sample/httpbin-mesh1-c1 spec.labels[security.istio.io/tlsMode] = "disabled"`},
+		{"the export Gateway passes another host", withConfig(se, we("198.18.0.9", 15443, "istio")), []any{"helloworld.sample.svc.cluster.local"},
+			"networks: c1 Gateway istio-system/federation-export spec.servers[].hosts (15443 AUTO_PASSTHROUGH) = lacks httpbin.sample.svc.cluster.local (federation-export:helloworld.sample.svc.cluster.local)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Explain(context.Background(), federatedEnv(t, tc.debug, tc.gateway...), imp)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -234,6 +234,47 @@ func (w *walk) meshConfig() (bool, error) {
 		fmt.Sprintf("serviceSettings %d entries, defaultServiceExportTo %v", len(w.st.mesh.ServiceSettings), w.st.mesh.DefaultServiceExportTo), ev), nil
 }
 
+// clusterLocal (the inverse expectation): the serving istiod's mesh config in effect marks the host
+// cluster-local, so it sends a client only the endpoints of the client's own cluster. istiod keeps
+// every cluster's shard of the host either way (endpointShardz); the setting is what filters them.
+func (w *walk) clusterLocal() (bool, error) {
+	object := fmt.Sprintf("%s ConfigMap %s/istio", w.serving.Name, istio.IstioNamespace)
+	ev := fmt.Sprintf("istiod of %s /debug/mesh", w.serving.Name)
+	var local []string
+	for i, ss := range w.st.mesh.ServiceSettings {
+		if !ss.Settings.ClusterLocal {
+			continue
+		}
+		for _, h := range ss.Hosts {
+			if hostMatches(h, w.e.Host) {
+				return w.ok(ClassMeshConfig, w.e.Host+" is cluster-local", object,
+					fmt.Sprintf("serviceSettings[%d] hosts %v clusterLocal true", i, ss.Hosts), ev), nil
+			}
+			local = append(local, h)
+		}
+	}
+	saw := "no serviceSettings"
+	switch {
+	case len(local) > 0:
+		saw = fmt.Sprintf("cluster-local hosts %v, none matches %s", local, w.e.Host)
+	case len(w.st.mesh.ServiceSettings) > 0:
+		saw = fmt.Sprintf("%d serviceSettings entries, none clusterLocal", len(w.st.mesh.ServiceSettings))
+	}
+	var others []string
+	for shard := range w.st.shards[w.e.Host][w.svcNamespace()].Shards {
+		if shard != "Kubernetes/"+w.client.Name {
+			others = append(others, shard)
+		}
+	}
+	sort.Strings(others)
+	if len(others) > 0 {
+		saw += fmt.Sprintf("; istiod holds shards %v of it", others)
+	}
+	return w.broken(Link{Class: ClassMeshConfig, Check: w.e.Host + " is cluster-local", Object: object,
+		Field: "data.mesh serviceSettings[].settings.clusterLocal", Saw: saw, Evidence: ev + ", /debug/endpointShardz",
+		Fix: fmt.Sprintf("add %s to the hosts of a serviceSettings entry with settings.clusterLocal: true (on the istio ConfigMap of %s)", w.e.Host, w.serving.Name)}), nil
+}
+
 // visibility: the service's exportTo and the client's Sidecar let the client see it.
 func (w *walk) visibility() (bool, error) {
 	name, ns := w.svcName(), w.svcNamespace()
