@@ -270,3 +270,42 @@ func TestLabelFilterErrorIsPlainText(t *testing.T) {
 		}
 	}
 }
+
+// The settle time is the run's: a convergence check failing early in the run is retried until Settle has
+// passed since the run began; one failing later is retried only for minRetry, not a whole Settle again;
+// a check that converges within its retries still passes.
+func TestSettleIsTheRunsNotEachSpecs(t *testing.T) {
+	fastTiming(t) // Settle 300 ms, Poll 50 ms: minRetry 100 ms
+	failing := func(context.Context, *Target) Verdict {
+		var v Verdict
+		v.fail("a client in c1 misses helloworld endpoints of c2")
+		return v
+	}
+	settleFrom = time.Now()
+	t.Cleanup(func() { settleFrom = time.Time{} })
+	start := time.Now()
+	if _, final := runAttempts(context.Background(), &Target{}, converges, failing); final.Passed() {
+		t.Fatal("a failing check passed")
+	}
+	if took := time.Since(start); took < Settle-Poll || took > Settle+4*Poll {
+		t.Errorf("the first failing check took %s, want about the settle time %s", took, Settle)
+	}
+	start = time.Now()
+	attempts, _ := runAttempts(context.Background(), &Target{}, converges, failing)
+	if took := time.Since(start); took < minRetry()-Poll || took > minRetry()+4*Poll || len(attempts) < 2 {
+		t.Errorf("the second failing check took %s over %d attempts, want about minRetry %s and at least 2 attempts", took, len(attempts), minRetry())
+	}
+	if _, final := runAttempts(context.Background(), &Target{}, converges, sequence(broken, pass)); !final.Passed() {
+		t.Error("a check that passes on its retry after the settle time failed")
+	}
+	// A safety property's settle part follows the same rule; its window is its own.
+	start = time.Now()
+	runAttempts(context.Background(), &Target{}, holds, func(context.Context, *Target) Verdict {
+		var v Verdict
+		v.notYet("not there yet")
+		return v
+	})
+	if took := time.Since(start); took < Window+minRetry()-Poll || took > Window+minRetry()+4*Poll {
+		t.Errorf("a safety check took %s, want its window %s and minRetry %s", took, Window, minRetry())
+	}
+}

@@ -47,6 +47,8 @@ func Run(t *Target, opts Options) (types.Report, error) {
 		return types.Report{}, &UsageError{err}
 	}
 	Settle, Window, Poll = timing.Settle, timing.Window, timing.Poll
+	settleFrom = time.Now()
+	defer func() { settleFrom = time.Time{} }()
 	if err := os.MkdirAll(opts.ReportDir, 0o700); err != nil {
 		return types.Report{}, err
 	}

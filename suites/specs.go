@@ -38,6 +38,25 @@ var (
 	Poll   = time.Second
 )
 
+// settleFrom is when the run began. Settle is the lab's, not each spec's: no spec changes the mesh, so
+// a change made just before verify has had Settle to land once that much of the run has passed. A
+// failing convergence check is retried until Settle has passed since settleFrom, and for at least
+// minRetry, so one failing spec waits the settle time and the ones after it do not wait it again. Zero
+// (a unit test calling runAttempts): every check gets the whole Settle.
+var settleFrom time.Time
+
+// settleLeft is how long a convergence check failing now is still retried.
+func settleLeft() time.Duration {
+	if settleFrom.IsZero() {
+		return Settle
+	}
+	return max(time.Until(settleFrom.Add(Settle)), minRetry())
+}
+
+// minRetry is the least a failing convergence check is retried for: a fifth of Settle, at least two
+// polls (a read that failed once is read again).
+func minRetry() time.Duration { return max(Settle/5, 2*Poll) }
+
 // Timing is how a run judges its checks over time (Settle, Window, Poll above).
 type Timing struct {
 	Settle, Window, Poll time.Duration
@@ -158,7 +177,7 @@ func runAttempts(ctx context.Context, t *Target, p property, f func(context.Cont
 		g.Consistently(ctx, probe).WithTimeout(Window).WithPolling(Poll).Should(safe)
 		if n := len(attempts); n > 0 && !attempts[n-1].verdict.violated() && !attempts[n-1].verdict.Passed() {
 			// No violation, but not everything is there yet: wait for it, still watching for violations.
-			g.Eventually(ctx, probe).WithTimeout(Settle).WithPolling(Poll).Should(gcustom.MakeMatcher(func(v Verdict) (bool, error) {
+			g.Eventually(ctx, probe).WithTimeout(settleLeft()).WithPolling(Poll).Should(gcustom.MakeMatcher(func(v Verdict) (bool, error) {
 				return v.Passed() || v.violated(), nil
 			}))
 		}
@@ -168,7 +187,7 @@ func runAttempts(ctx context.Context, t *Target, p property, f func(context.Cont
 			}
 		}
 	default:
-		g.Eventually(ctx, probe).WithTimeout(Settle).WithPolling(Poll).Should(passes)
+		g.Eventually(ctx, probe).WithTimeout(settleLeft()).WithPolling(Poll).Should(passes)
 	}
 	if len(attempts) == 0 {
 		return attempts, Verdict{Inconclusive: fmt.Errorf("the check never ran: %v", context.Cause(ctx))}

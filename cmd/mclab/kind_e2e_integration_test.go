@@ -345,6 +345,15 @@ clusters:
 	if !regexp.MustCompile(`proxyless from c1: 20 of 20 replies, reached map\[c1:\d+ c2:\d+\]`).MatchString(report) {
 		t.Errorf("proxyless requests from c1 must be answered by both clusters; evidence:\n%s", grepLines(report, "proxyless from"))
 	}
+	// mclab explain on real kind (issue 23): istiod's debug endpoints through a port-forward to the
+	// istiod pod, the API servers through the lab's kubeconfig; the healthy lab has no broken link.
+	explain := func() (string, int) {
+		out, stderr, code := mclab(t, bin, stateDir, "explain", "--name", "kindistio", "--from", "c1/proxyless", "--to", "echo.proxyless", "--source", "c2")
+		return out + stderr, code
+	}
+	if out, code := explain(); code != 0 || !strings.Contains(out, "no link is broken as far as istiod's state shows") || !strings.Contains(out, "✓ remote access") {
+		t.Errorf("explain of a healthy kind lab: exit %d, want 0 with no broken link:\n%s", code, out)
+	}
 
 	// Fault: c1's remote secret for c2 points at kind's host address (127.0.0.1:<port>), which answers
 	// on the host but is the istiod pod itself where istiod runs.
@@ -369,6 +378,11 @@ clusters:
 	}
 	if code != 1 || !strings.Contains(vout, "c1's remote secret for c2 points at https://127.0.0.1:") || !strings.Contains(vout, "a loopback address") {
 		t.Errorf("a remote secret at kind's host address must be non-conformant, named (exit %d):\n%s", code, vout)
+	}
+	if out, code := explain(); code != 1 || !strings.Contains(out, "✗ remote access") || !strings.Contains(out, "c1 Secret istio-system/istio-remote-secret-c2") {
+		t.Errorf("explain with the loopback secret: exit %d, want 1 naming c1's remote secret:\n%s", code, out)
+	} else {
+		t.Logf("explain on real kind, loopback secret:\n%s", out)
 	}
 	if _, stderr, code := mclab(t, bin, stateDir, "up", "--scenario", path); code != 0 {
 		t.Fatalf("up must converge the secret: %s", stderr)

@@ -65,7 +65,7 @@ usage error.`,
 	cmd.Flags().StringVar(&o.reportDir, "report-dir", "", "where reports go (default: ./mclab-reports/<lab>/<time>, kept after down)")
 	cmd.Flags().BoolVar(&o.verbose, "verbose", false, "print every spec (the same as -v)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound for the whole run")
-	cmd.Flags().DurationVar(&o.settle, "settle", 0, "how long a failing convergence check is retried before it fails (default 5s)")
+	cmd.Flags().DurationVar(&o.settle, "settle", 0, "how long the lab gets to converge: a failing convergence check is retried until this much of the run has passed, and for at least a fifth of it (default 5s)")
 	cmd.Flags().DurationVar(&o.window, "window", 0, "how long a safety property (mTLS enforced, cluster-local stays local, meshes apart) must hold (default 1s on provider local, whose pushes take under 0.4 s p99; 3s elsewhere)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text (the verdict), or json or yaml: the conformance report (kind ConformanceReport) on stdout, Ginkgo's progress on stderr")
 	return cmd
