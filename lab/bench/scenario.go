@@ -103,6 +103,11 @@ func LoadScenario(nameOrPath string, builtins fs.FS) (*Scenario, error) {
 		}
 		source = nameOrPath
 	}
+	return ParseScenario(source, data)
+}
+
+// ParseScenario decodes a bench scenario document strictly, defaulted and validated; errors name source.
+func ParseScenario(source string, data []byte) (*Scenario, error) {
 	var s Scenario
 	if err := yaml.UnmarshalStrict(data, &s); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)

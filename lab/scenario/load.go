@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 )
 
@@ -32,11 +33,25 @@ func Parse(source string, data []byte) (*Scenario, error) {
 			s.Name = nameFromSource(source)
 		}
 	}
+	// Before defaulting: it allocates subnets and ports per cluster, so a scenario past the limit is
+	// refused in one line, at once, not with a problem per cluster it could not allocate for.
+	if err := s.CheckLimits(source); err != nil {
+		return nil, err
+	}
 	s.Default()
 	if err := s.Validate(source); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// CheckLimits refuses a scenario with more clusters than a lab holds (MaxClusters).
+func (s *Scenario) CheckLimits(source string) error {
+	if n := len(s.Clusters); n > MaxClusters {
+		return fmt.Errorf("scenario %s is invalid: %s", source, field.TooMany(field.NewPath("clusters"), n, MaxClusters).Error()+
+			fmt.Sprintf(": a lab holds at most %d clusters (subnets and ports are allocated for that many); split it into several labs", MaxClusters))
+	}
+	return nil
 }
 
 // cleanDecodeError drops the decoder's layers of prefixes ("error unmarshaling JSON: while decoding
