@@ -382,17 +382,17 @@ func (t *Target) diagnosis(ctx context.Context, client, from scenario.Cluster, m
 
 // causeFor is the cause of "a client in client (the samples' namespace) gets host's endpoints of from".
 func (t *Target) causeFor(ctx context.Context, client scenario.Cluster, from, host string, mtls bool) string {
-	return t.explained(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: from, MTLS: mtls})
+	return t.chainCause(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: from, MTLS: mtls})
 }
 
 // localCause is the cause of "host is cluster-local, yet a client in client (the samples' namespace)
 // gets another cluster's endpoint of it" (the inverse chain).
 func (t *Target) localCause(ctx context.Context, client scenario.Cluster, host string) string {
-	return t.explained(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: client.Name, Local: true})
+	return t.chainCause(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: client.Name, Local: true})
 }
 
-// explained is e's cause from the diagnosis chain.
-func (t *Target) explained(ctx context.Context, e diagnose.Expectation) string {
+// chainCause is e's cause from the diagnosis chain.
+func (t *Target) chainCause(ctx context.Context, e diagnose.Expectation) string {
 	c, err := diagnose.Explain(ctx, t.DiagnosisEnv(), e)
 	if err != nil {
 		return "no cause named: the diagnosis could not read istiod's state: " + err.Error()

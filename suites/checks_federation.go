@@ -60,7 +60,7 @@ func CheckFederation(ctx context.Context, t *Target) Verdict {
 				v.saw("mesh %s client in %s: %s -> %+v", client.Mesh, client.Name, edsName, eps)
 				// The cause is the federation chain's broken link, from the importing istiod's configz.
 				why := func() string {
-					return t.explained(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: firstOfMesh(t, e.Mesh), Import: e.Mesh})
+					return t.chainCause(ctx, diagnose.Expectation{Client: client.Name, Namespace: t.discoverySample().Namespace, Host: host, From: firstOfMesh(t, e.Mesh), Import: e.Mesh})
 				}
 				if len(eps) == 0 {
 					v.notYetWhy(why, "a client in %s (mesh %s) gets no endpoint for %s exported by %s", client.Name, client.Mesh, host, e.Mesh)

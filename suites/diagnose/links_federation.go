@@ -111,38 +111,25 @@ func (w *walk) exportGateway() (bool, error) {
 		if c.Mesh != w.e.Import || c.Role != "primary" {
 			continue
 		}
-		k, err := w.kube(c.Name)
+		servers, ok, err := w.gatewayServers(c.Name)
 		if err != nil {
 			return false, err
 		}
-		if k.Dynamic == nil {
+		if !ok {
 			continue
 		}
-		list, err := k.Dynamic.Resource(gatewayGVR).Namespace(istio.IstioNamespace).List(w.ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		w.used("%s Gateways in %s", c.Name, istio.IstioNamespace)
 		var seen []string
 		passed := false
-		for _, g := range list.Items {
-			servers, _, _ := unstructuredSlice(g.Object, "spec", "servers")
-			for _, s := range servers {
-				sm, _ := s.(map[string]any)
-				port, _ := sm["port"].(map[string]any)
-				tls, _ := sm["tls"].(map[string]any)
-				if fmt.Sprint(port["number"]) != "15443" || fmt.Sprint(tls["mode"]) != "AUTO_PASSTHROUGH" {
-					continue
+		for _, s := range servers {
+			if !s.passthrough() {
+				continue
+			}
+			for _, h := range s.hosts {
+				seen = append(seen, s.gateway+":"+h)
+				if _, after, ok := strings.Cut(h, "/"); ok {
+					h = after // namespace/host
 				}
-				hosts, _ := sm["hosts"].([]any)
-				for _, h := range hosts {
-					hs := fmt.Sprint(h)
-					seen = append(seen, g.GetName()+":"+hs)
-					if _, after, ok := strings.Cut(hs, "/"); ok {
-						hs = after // namespace/host
-					}
-					passed = passed || hostMatches(hs, w.e.Host)
-				}
+				passed = passed || hostMatches(h, w.e.Host)
 			}
 		}
 		if !passed {

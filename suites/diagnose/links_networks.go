@@ -156,32 +156,58 @@ var gatewayGVR = schema.GroupVersionResource{Group: "networking.istio.io", Versi
 // passthroughGateway checks that cluster has a Gateway for the east-west gateway with a TLS server on
 // 15443 in AUTO_PASSTHROUGH mode (samples/multicluster/expose-services.yaml).
 func (w *walk) passthroughGateway(cluster string) (Link, bool, error) {
-	k, err := w.kube(cluster)
-	if err != nil || k.Dynamic == nil {
+	servers, ok, err := w.gatewayServers(cluster)
+	if err != nil || !ok {
 		return Link{}, false, err
 	}
-	list, err := k.Dynamic.Resource(gatewayGVR).Namespace(istio.IstioNamespace).List(w.ctx, metav1.ListOptions{})
-	if err != nil {
-		return Link{}, false, err
-	}
-	w.used("%s Gateways in %s", cluster, istio.IstioNamespace)
 	var seen []string
-	for _, g := range list.Items {
-		servers, _, _ := unstructuredSlice(g.Object, "spec", "servers")
-		for _, s := range servers {
-			sm, _ := s.(map[string]any)
-			port, _ := sm["port"].(map[string]any)
-			tls, _ := sm["tls"].(map[string]any)
-			num := fmt.Sprint(port["number"])
-			mode := fmt.Sprint(tls["mode"])
-			seen = append(seen, fmt.Sprintf("%s:%s %s", g.GetName(), num, mode))
-			if num == "15443" && mode == "AUTO_PASSTHROUGH" {
-				return Link{}, false, nil
-			}
+	for _, s := range servers {
+		seen = append(seen, fmt.Sprintf("%s:%s %s", s.gateway, s.port, s.mode))
+		if s.passthrough() {
+			return Link{}, false, nil
 		}
 	}
 	return Link{Class: ClassNetworks, Check: fmt.Sprintf("%s's east-west gateway passes 15443 through by SNI", cluster),
 		Object: fmt.Sprintf("%s Gateway %s/cross-network-gateway", cluster, istio.IstioNamespace), Field: "spec.servers[].tls.mode (port 15443)",
 		Saw: "no AUTO_PASSTHROUGH server on 15443 (" + orNone(seen) + ")", Evidence: fmt.Sprintf("%s API server, Gateways in %s", cluster, istio.IstioNamespace),
 		Fix: "apply samples/multicluster/expose-services.yaml in " + cluster}, true, nil
+}
+
+// gatewayServer is one server of a Gateway in istio-system: its port number, TLS mode and hosts.
+type gatewayServer struct {
+	gateway, port, mode string
+	hosts               []string
+}
+
+// passthrough is a TLS server on 15443 in AUTO_PASSTHROUGH mode (routing by SNI to the mesh's services).
+func (s gatewayServer) passthrough() bool { return s.port == "15443" && s.mode == "AUTO_PASSTHROUGH" }
+
+// gatewayServers lists the servers of cluster's Gateways in istio-system, as its API server holds them;
+// ok is false when the cluster has no client for Istio's resources.
+func (w *walk) gatewayServers(cluster string) ([]gatewayServer, bool, error) {
+	k, err := w.kube(cluster)
+	if err != nil || k.Dynamic == nil {
+		return nil, false, err
+	}
+	list, err := k.Dynamic.Resource(gatewayGVR).Namespace(istio.IstioNamespace).List(w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, false, err
+	}
+	w.used("%s Gateways in %s", cluster, istio.IstioNamespace)
+	var out []gatewayServer
+	for _, g := range list.Items {
+		servers, _, _ := unstructuredSlice(g.Object, "spec", "servers")
+		for _, s := range servers {
+			sm, _ := s.(map[string]any)
+			port, _ := sm["port"].(map[string]any)
+			tls, _ := sm["tls"].(map[string]any)
+			gs := gatewayServer{gateway: g.GetName(), port: fmt.Sprint(port["number"]), mode: fmt.Sprint(tls["mode"])}
+			hosts, _ := sm["hosts"].([]any)
+			for _, h := range hosts {
+				gs.hosts = append(gs.hosts, fmt.Sprint(h))
+			}
+			out = append(out, gs)
+		}
+	}
+	return out, true, nil
 }
