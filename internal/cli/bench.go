@@ -11,16 +11,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mclab.dev/mclab/lab"
 	"mclab.dev/mclab/lab/bench"
-	"mclab.dev/mclab/lab/kube"
-	"mclab.dev/mclab/lab/provider"
 	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/reports"
 	"mclab.dev/mclab/scenarios"
+	"mclab.dev/mclab/suites"
 )
 
 type benchOptions struct {
@@ -177,7 +174,7 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 	case bench.TypePropagation:
 		err = o.propagation(ctx, g, m, s, r)
 	case bench.TypeScale:
-		err = bench.Scale(ctx, &scaleLabs{g: g, m: m, s: s, keep: o.keep, out: g.streams.Err}, bench.ScaleOptions{Clusters: s.Scale.Clusters, Endpoints: s.Scale.Endpoints,
+		err = bench.Scale(ctx, &bench.ManagerLabs{M: m, S: s, Keep: o.keep, Out: g.streams.Err}, bench.ScaleOptions{Clusters: s.Scale.Clusters, Endpoints: s.Scale.Endpoints,
 			Settle: s.Scale.Settle.Duration, Model: string(s.Lab.Model), Out: g.streams.Err}, r)
 	}
 	r.Took = time.Since(r.Started).Round(time.Second).String()
@@ -259,7 +256,7 @@ func (o *benchOptions) propagation(ctx context.Context, g *globals, m *lab.Manag
 			c()
 		}
 	}()
-	t, env, err := labTarget(ctx, g, name, &closers)
+	t, env, err := suites.OpenLab(ctx, m, name, g.streams.Err, &closers)
 	if err != nil {
 		return err
 	}
@@ -291,171 +288,4 @@ func (o *benchOptions) propagation(ctx context.Context, g *globals, m *lab.Manag
 		r.Lab["churn"] = fmt.Sprintf("%d endpoints flapping at %g/s in every cluster", ch.Endpoints, ch.Rate)
 	}
 	return bench.Propagation(ctx, t, po, r)
-}
-
-// scaleLabs brings the scale bench's labs up and down with the lab manager (local provider).
-type scaleLabs struct {
-	g    *globals
-	m    *lab.Manager
-	s    *bench.Scenario
-	keep bool
-	out  interface{ Write([]byte) (int, error) }
-}
-
-func (l *scaleLabs) Up(ctx context.Context, name string, clusters int, onStep func(string, time.Duration, bool)) error {
-	sc, err := scenario.Compose(l.s.Lab.Topology, l.s.Lab.Model, clusters)
-	if err != nil {
-		return err
-	}
-	sc.Provider.Name = l.s.Lab.Provider
-	if err := sc.Validate("bench scenario " + l.s.Name); err != nil {
-		return err
-	}
-	l.m.OnStep = onStep
-	defer func() { l.m.OnStep = nil }()
-	return l.m.Up(ctx, sc, name)
-}
-
-func (l *scaleLabs) clients(ctx context.Context, name string) (map[string]*kube.Client, *scenario.Scenario, provider.Provider, error) {
-	rec, p, err := l.m.Open(name)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	out := map[string]*kube.Client{}
-	for _, c := range rec.Scenario.Clusters {
-		kc, err := p.Kubeconfig(ctx, c.Name, provider.FromHost)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		cl, err := kube.NewClientFromKubeconfig(c.Name, kc)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		out[c.Name] = cl
-	}
-	return out, rec.Scenario, p, nil
-}
-
-func (l *scaleLabs) Endpoints(ctx context.Context, name string, e int) error {
-	cls, _, _, err := l.clients(ctx, name)
-	if err != nil {
-		return err
-	}
-	for _, c := range cls {
-		if err := bench.ScaleWorkload(ctx, c, e); err != nil {
-			return err
-		}
-	}
-	deadline := time.Now().Add(60*time.Second + time.Duration(e)*60*time.Millisecond)
-	for cn, c := range cls {
-		for {
-			n, err := readyEndpoints(ctx, c)
-			if err == nil && n == e {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: %d of %d bench endpoints ready at the deadline (%v)", cn, n, e, err)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
-
-func readyEndpoints(ctx context.Context, c *kube.Client) (int, error) {
-	l, err := c.Kube.DiscoveryV1().EndpointSlices(bench.Namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + bench.Workload})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range l.Items {
-		for _, ep := range s.Endpoints {
-			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-				n++
-			}
-		}
-	}
-	return n, nil
-}
-
-func (l *scaleLabs) Processes(ctx context.Context, name string) (map[string]int, error) {
-	rec, p, err := l.m.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	pp, ok := p.(interface{ ProcessIDs(string) map[string]int })
-	if !ok {
-		return nil, bench.ErrNotLocal
-	}
-	out := map[string]int{}
-	for _, c := range rec.Scenario.Clusters {
-		for comp, pid := range pp.ProcessIDs(c.Name) {
-			out[c.Name+"/"+comp] = pid
-		}
-	}
-	return out, nil
-}
-
-func (l *scaleLabs) Istiods(ctx context.Context, name string) (map[string]string, error) {
-	rec, p, err := l.m.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	ip, ok := p.(provider.IstiodProcesses)
-	if !ok {
-		return nil, bench.ErrNotLocal
-	}
-	out := map[string]string{}
-	for _, c := range rec.Scenario.Clusters {
-		if c.Role != scenario.Primary {
-			continue
-		}
-		ep, err := ip.IstiodEndpoint(c.Name)
-		if err != nil {
-			return nil, err
-		}
-		out[c.Name] = ep.Monitoring
-	}
-	return out, nil
-}
-
-func (l *scaleLabs) Watch(ctx context.Context, name string) (func(), error) {
-	ctx, cancel := context.WithCancel(ctx)
-	var closers []func()
-	stop := func() {
-		cancel()
-		for _, c := range closers {
-			c()
-		}
-	}
-	t, _, err := labTarget(ctx, l.g, name, &closers)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	for _, c := range t.Scenario.Clusters {
-		updates, _, err := t.WatchEDS(ctx, c.Name, bench.EDSCluster)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("a sidecar of %s: %w", c.Name, err)
-		}
-		go func() {
-			for range updates {
-			}
-		}()
-	}
-	return stop, nil
-}
-
-func (l *scaleLabs) Down(ctx context.Context, name string) error {
-	if l.keep {
-		fmt.Fprintf(l.out, "keeping lab %s (--keep): `mclab down --name %s` removes it\n", name, name)
-		return nil
-	}
-	_, err := l.m.Down(ctx, name)
-	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"mclab.dev/mclab/suites"
 	"mclab.dev/mclab/suites/diagnose"
 )
 
@@ -49,7 +50,11 @@ it knows are listed) or when an istiod does not answer.`,
 					c()
 				}
 			}()
-			t, _, err := labTarget(cmd.Context(), g, o.name, &closers)
+			m, err := g.manager(false)
+			if err != nil {
+				return err
+			}
+			t, _, err := suites.OpenLab(cmd.Context(), m, o.name, g.streams.Err, &closers)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

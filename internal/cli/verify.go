@@ -12,13 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 
-	"mclab.dev/mclab/lab/istio"
-	"mclab.dev/mclab/lab/kube"
 	"mclab.dev/mclab/lab/provider"
-	"mclab.dev/mclab/lab/scenario"
 	"mclab.dev/mclab/reports"
 	"mclab.dev/mclab/suites"
 )
@@ -151,7 +146,7 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 		return &exitError{code: 2, err: err}
 	}
 	cr := reports.Build(report, suites.Profiles, scope, reports.Implementation{Project: "istio", Version: env.IstioVersion, Model: string(target.Scenario.Istio.Model)}, env)
-	if err := writeReports(o.reportDir, cr, target); err != nil {
+	if err := suites.WriteReports(o.reportDir, cr, target); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	// Ginkgo's own files carry the spec output: redact them like everything else verify writes.
@@ -193,79 +188,11 @@ func (o *verifyOptions) run(ctx context.Context, g *globals) error {
 }
 
 func (o *verifyOptions) target(ctx context.Context, g *globals) (*suites.Target, reports.Environment, error) {
-	return labTarget(ctx, g, o.name, &o.closers)
-}
-
-// labTarget opens lab name as the suites (and the bench) read it: a client per cluster, istiod at the
-// provider's addresses or through port-forwards, the environment for reports. What it opens is closed by
-// the functions it appends to closers.
-func labTarget(ctx context.Context, g *globals, name string, closers *[]func()) (*suites.Target, reports.Environment, error) {
-	var env reports.Environment
 	m, err := g.manager(false)
 	if err != nil {
-		return nil, env, err
+		return nil, reports.Environment{}, err
 	}
-	rec, p, err := m.Open(name)
-	if err != nil {
-		return nil, env, err
-	}
-	installer := &istio.Installer{S: rec.Scenario, Dir: m.Store.Dir(name), Provider: p}
-	*closers = append(*closers, installer.Close)
-	if !rec.Istio && !installer.MeshInstalled(ctx) {
-		return nil, env, fmt.Errorf("lab %s has no mesh to verify: Istio was not installed by mclab (--skip-istio) and no istio-system with cacerts was found", name)
-	}
-	t := &suites.Target{Lab: name, Scenario: rec.Scenario, Provider: rec.Provider, Capabilities: p.Capabilities(), Clients: map[string]*kube.Client{}}
-	// istiod is reached at the provider's addresses, else through a port-forward to its pod.
-	eps := &istio.Endpoints{Provider: p}
-	*closers = append(*closers, eps.Close)
-	t.Istiod = func(cluster string) (provider.IstiodEndpoint, error) { return eps.Endpoint(ctx, cluster) }
-	if tp, ok := p.(provider.Tunneled); ok && t.Capabilities.RunsContainers {
-		t.Exec = tp.Tunnel()
-		t.Forward = tp.Tunnel().PortForward
-	}
-	env = reports.Environment{Lab: name, Provider: string(rec.Provider), Topology: rec.Scenario.Name}
-	if r := rec.IstioRelease; r != nil {
-		env.IstioCharts, env.IstioChartDigests, env.IstioPilot = r.Charts, r.ChartDigests, r.Pilot
-	}
-	var down []string
-	for _, c := range rec.Scenario.Clusters {
-		kc, err := p.Kubeconfig(ctx, c.Name, provider.FromHost)
-		if err != nil {
-			return nil, env, err
-		}
-		cfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
-		if err != nil {
-			return nil, env, err
-		}
-		cfg.Timeout = 10 * time.Second
-		cl, err := kube.NewClient(c.Name, cfg)
-		if err != nil {
-			return nil, env, err
-		}
-		t.Clients[c.Name] = cl
-		env.Clusters = append(env.Clusters, c.Name)
-		v, err := cl.Kube.Discovery().ServerVersion()
-		if err != nil {
-			// The checks still run: the ones that need this cluster say they could not judge it, and
-			// the remote-API check names it as a finding where istiod reads it.
-			down = append(down, fmt.Sprintf("cluster %s does not answer: %v", c.Name, err))
-			continue
-		}
-		env.KubernetesVersion = v.GitVersion
-	}
-	if len(down) == len(rec.Scenario.Clusters) {
-		return nil, env, fmt.Errorf("%s; `mclab status --name %s` says more", strings.Join(down, "; "), name)
-	}
-	for _, d := range down {
-		fmt.Fprintf(g.streams.Err, "WARNING: %s; checks that need it are not judged\n", d)
-	}
-	st := installer.Status(ctx)
-	for _, s := range st {
-		if s.IstioVersion != "" {
-			env.IstioVersion = s.IstioVersion
-		}
-	}
-	return t, env, nil
+	return suites.OpenLab(ctx, m, o.name, g.streams.Err, &o.closers)
 }
 
 // collectLogs adds the provider's logs (component logs, `kind export logs`) to the evidence bundle.
@@ -289,64 +216,6 @@ func (o *verifyOptions) close() {
 	for _, c := range o.closers {
 		c()
 	}
-}
-
-func writeReports(dir string, cr *reports.ConformanceReport, t *suites.Target) error {
-	data, err := yaml.Marshal(cr)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "conformance-report.yaml"), reports.RedactBytes(data), 0o600); err != nil {
-		return err
-	}
-	var clusters []reports.TopologyCluster
-	for _, c := range t.Scenario.Clusters {
-		tc := reports.TopologyCluster{Name: c.Name, Network: c.Network, Mesh: c.Mesh, Role: string(c.Role)}
-		if c.Role == scenario.Remote {
-			tc.Primary = c.Primary
-		}
-		if addr, err := suites.GatewayAddress(context.Background(), t, c.Name); err == nil {
-			tc.Gateway = addr
-		}
-		clusters = append(clusters, tc)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "summary.html"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return reports.WriteHTML(f, cr, clusters, topologyLinks(t.Scenario)...)
-}
-
-// topologyLinks are the relations the HTML picture draws besides a remote's primary: primaries of a
-// mesh reading each other through remote secrets, and federated meshes' exports.
-func topologyLinks(s *scenario.Scenario) []reports.TopologyLink {
-	var out []reports.TopologyLink
-	for i, a := range s.Clusters {
-		for _, b := range s.Clusters[i+1:] {
-			if a.Role == scenario.Primary && b.Role == scenario.Primary && a.Mesh == b.Mesh {
-				out = append(out, reports.TopologyLink{From: a.Name, To: b.Name, Kind: "reads", Label: a.Name + " and " + b.Name + " read each other through remote secrets"})
-			}
-		}
-	}
-	if f := s.Istio.Federation; f != nil {
-		for _, e := range f.Exports {
-			from := ""
-			for _, c := range s.Clusters {
-				if c.Mesh == e.Mesh && from == "" {
-					from = c.Name
-				}
-			}
-			seen := map[string]bool{}
-			for _, c := range s.Clusters {
-				if c.Mesh != e.Mesh && c.Role == scenario.Primary && !seen[c.Mesh] && from != "" {
-					seen[c.Mesh] = true
-					out = append(out, reports.TopologyLink{From: from, To: c.Name, Kind: "exports", Label: fmt.Sprintf("mesh %s exports %s to mesh %s", e.Mesh, strings.Join(e.Hosts, ", "), c.Mesh)})
-				}
-			}
-		}
-	}
-	return out
 }
 
 func printVerdict(w io.Writer, cr *reports.ConformanceReport, dir string) {
