@@ -15,6 +15,7 @@ import (
 	"mclab.dev/mclab/lab/binaries"
 	"mclab.dev/mclab/lab/exec"
 	"mclab.dev/mclab/lab/state"
+	"mclab.dev/mclab/lab/train"
 )
 
 // Streams are the command's input and outputs.
@@ -69,6 +70,10 @@ func Run(ctx context.Context, streams Streams, args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	var bad *train.InputError
+	if errors.As(err, &bad) {
+		return 2
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg(s)") {
 		return 2 // a usage error, never to be read as "non-conformant"
