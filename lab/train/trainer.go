@@ -439,7 +439,6 @@ func hintCount(e *Exercise, s *Session) int {
 	return len(e.Hints)
 }
 
-
 // selftestLab is the lab an exercise's selftest runs on: a composed scenario per topology and model.
 func selftestLab(e *Exercise) (scenario.Topology, scenario.Model, int) {
 	topo, model, n := scenario.MultiNetwork, scenario.MultiPrimary, 2
