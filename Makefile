@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 45m
 # make test-long sets it (the nightly matrix); exported so that the tests see it.
 export MCLAB_TEST_LONG
 
-.PHONY: all build lab down status plan verify name images tools test test-long unit integration bench verify-code clean
+.PHONY: all build lab down status plan verify name images tools test test-long fuzz unit integration bench verify-code clean
 
 all: build
 
@@ -79,6 +79,19 @@ test: verify-code tools
 
 test-long:
 	$(MAKE) test MCLAB_TEST_LONG=1 TEST_TIMEOUT=$(or $(LONG_TIMEOUT),180m)
+	$(MAKE) fuzz
+
+# fuzz: every decoder of user input, fuzzed for FUZZTIME each (make test runs their seed corpora only).
+# A crash, a hang past 1 s or an error in terminal markup fails; a failing input is kept under the
+# package's testdata/fuzz/ for make test to replay.
+FUZZTIME ?= 2m
+FUZZ_TARGETS := ./lab/scenario:FuzzParse ./lab/bench:FuzzParseScenario ./lab/train:FuzzParse \
+	./suites:FuzzLabelFilter ./reports:FuzzRedact ./reports:FuzzRedactJSON
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
 
 ## unit: the fast tests only
 unit:

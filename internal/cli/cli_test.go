@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
+
+	"mclab.dev/mclab/lab/train"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -216,6 +218,8 @@ func TestOutputFormats(t *testing.T) {
 		{[]string{"list", "--state-dir", state}, "LabList", func() any { return &LabList{} }},
 		{[]string{"list", "--scenarios"}, "ScenarioList", func() any { return &ScenarioList{} }},
 		{[]string{"plan", "--state-dir", state, "--topology", "single-network", "--provider", "local"}, "Plan", func() any { return &PlanDoc{} }},
+		{[]string{"train", "list"}, "ExerciseList", func() any { return &ExerciseList{} }},
+		{[]string{"train", "report", "--state-dir", state}, "TrainReport", func() any { return &train.Report{} }},
 	} {
 		for _, format := range []string{"json", "yaml"} {
 			out, errOut, code := run(t, append(tc.args, "-o", format)...)
@@ -251,6 +255,9 @@ func TestOutputFormats(t *testing.T) {
 		if _, errOut, code := run(t, append(tc.args, "-o", "wide")...); code != 2 || !strings.Contains(errOut, `-o "wide" is not supported; use text, json or yaml`) {
 			t.Errorf("%v -o wide: exit %d %s", tc.args, code, errOut)
 		}
+	}
+	if _, errOut, code := run(t, "train", "status", "--name", "x", "-o", "wide"); code != 2 || !strings.Contains(errOut, "not supported") {
+		t.Errorf("train status -o wide: exit %d %s", code, errOut)
 	}
 	if _, errOut, code := run(t, "status", "--name", "x", "-o", "wide"); code != 2 || !strings.Contains(errOut, "not supported") {
 		t.Errorf("status -o wide: exit %d %s", code, errOut)

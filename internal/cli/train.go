@@ -25,6 +25,7 @@ type trainOptions struct {
 
 func newTrainCommand(g *globals) *cobra.Command {
 	o := &trainOptions{}
+	var listOutput, statusOutput string
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Break/fix exercises on a lab, checked by the conformance suites",
@@ -62,12 +63,16 @@ Built-in exercises are in scenarios/exercises; --exercises DIR adds your own (ki
 	}
 	start.Flags().StringVar(&o.mode, "mode", train.ModeGuided, "guided (check shows the diagnosis), challenge (only which specs fail) or exam (no hints)")
 	start.Flags().Uint64Var(&o.seed, "seed", 0, "draws the clusters the faults hit (default: random; the same seed gives the same exercise)")
+	list := &cobra.Command{Use: "list", Short: "The exercises, and whether the lab can run each", Example: "  mclab train list --name lab\n  mclab train list -o json", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.list(g, listOutput) }}
+	addOutputFlag(list, &listOutput)
+	status := &cobra.Command{Use: "status", Short: "The running exercise: ticket, time left, hints used, checks", Example: "  mclab train status --name lab\n  mclab train status --name lab -o yaml", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.status(g, statusOutput) }}
+	addOutputFlag(status, &statusOutput)
 	cmd.AddCommand(
-		&cobra.Command{Use: "list", Short: "The exercises, and whether the lab can run each", Example: "  mclab train list --name lab", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error { return o.list(cmd.Context(), g) }},
+		list,
 		start,
-		&cobra.Command{Use: "status", Short: "The running exercise: ticket, time left, hints used, checks", Example: "  mclab train status --name lab", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error { return o.trainer(g).Status(o.name) }},
+		status,
 		&cobra.Command{Use: "check", Short: "Run the suites: solved when every spec that passed before passes again", Example: "  mclab train check --name lab   # exit 0 solved, 1 not yet", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return o.trainer(g).Check(cmd.Context(), o.name) }},
 		&cobra.Command{Use: "hint", Short: "The next hint (vague first)", Example: "  mclab train hint --name lab", Args: cobra.NoArgs,
@@ -103,7 +108,40 @@ func (o *trainOptions) catalogue() (map[string]*train.Exercise, error) {
 	return (&train.Trainer{Exercises: o.exercises}).Catalogue()
 }
 
-func (o *trainOptions) list(ctx context.Context, g *globals) error {
+// ExerciseList is `mclab train list -o json|yaml`.
+type ExerciseList struct {
+	TypeMeta
+	// Lab is the lab the exercises were matched against (--name), if any.
+	Lab   string            `json:"lab,omitempty"`
+	Items []ExerciseSummary `json:"items"`
+}
+
+// ExerciseSummary is one exercise of the catalogue.
+type ExerciseSummary struct {
+	Name       string `json:"name"`
+	Difficulty string `json:"difficulty"`
+	TimeLimit  string `json:"timeLimit"`
+	Title      string `json:"title"`
+	// Fits says whether the lab (--name) can run the exercise; absent without --name.
+	Fits *ExerciseFit `json:"fits,omitempty"`
+}
+
+// ExerciseFit is whether a lab can run an exercise, and why not.
+type ExerciseFit struct {
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ExerciseStatus is `mclab train status -o json|yaml`.
+type ExerciseStatus struct {
+	TypeMeta
+	train.Status `json:",inline"`
+}
+
+func (o *trainOptions) list(g *globals, output string) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
 	all, err := o.catalogue()
 	if err != nil {
 		return err
@@ -120,19 +158,45 @@ func (o *trainOptions) list(ctx context.Context, g *globals) error {
 		}
 		fits = func(e *train.Exercise) string { return e.Fits(rec.Scenario, p.Capabilities().RunsContainers) }
 	}
-	w := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "EXERCISE\tDIFFICULTY\tTIME\tTITLE\tON THIS LAB")
+	doc := ExerciseList{TypeMeta: typeMeta("ExerciseList"), Lab: o.name, Items: []ExerciseSummary{}}
 	for _, e := range train.SortedExercises(all) {
-		on := "-"
+		item := ExerciseSummary{Name: e.Name, Difficulty: e.Difficulty, TimeLimit: e.TimeLimit, Title: e.Title}
 		if fits != nil {
-			on = "yes"
-			if why := fits(e); why != "" {
-				on = "no: " + why
-			}
+			why := fits(e)
+			item.Fits = &ExerciseFit{OK: why == "", Reason: why}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Difficulty, e.TimeLimit, e.Title, on)
+		doc.Items = append(doc.Items, item)
 	}
-	return w.Flush()
+	return printDoc(g.streams.Out, output, doc, func() error {
+		w := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "EXERCISE\tDIFFICULTY\tTIME\tTITLE\tON THIS LAB")
+		for _, e := range doc.Items {
+			on := "-"
+			if e.Fits != nil {
+				on = "yes"
+				if !e.Fits.OK {
+					on = "no: " + e.Fits.Reason
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Difficulty, e.TimeLimit, e.Title, on)
+		}
+		return w.Flush()
+	})
+}
+
+func (o *trainOptions) status(g *globals, output string) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	t := o.trainer(g)
+	if output == "text" {
+		return t.Status(o.name)
+	}
+	st, err := t.StatusOf(o.name)
+	if err != nil {
+		return err
+	}
+	return printDoc(g.streams.Out, output, ExerciseStatus{typeMeta("ExerciseStatus"), *st}, nil)
 }
 
 // runVerify runs `mclab verify` of lab name into dir, in a process of its own (Ginkgo runs its suites

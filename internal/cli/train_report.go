@@ -39,13 +39,13 @@ per learner, a test case per attempt, failed unless solved without the solution)
 	}
 	cmd.Flags().StringSliceVar(&ro.labs, "labs", nil, "labs to collect, names or shell patterns (default: --name, else every lab)")
 	cmd.Flags().StringVar(&ro.out, "out", "", "write train-report.yaml and junit.xml into this folder")
-	cmd.Flags().StringVarP(&ro.output, "output", "o", "text", "text (a table) or yaml")
+	addOutputFlag(cmd, &ro.output)
 	return cmd
 }
 
 func (ro *trainReportOptions) run(g *globals, o *trainOptions) error {
-	if ro.output != "text" && ro.output != "yaml" {
-		return &exitError{code: 2, err: fmt.Errorf("-o %q: want text or yaml", ro.output)}
+	if err := checkOutput(ro.output); err != nil {
+		return err
 	}
 	// The report goes only into a directory of mclab's own: checked before anything is read.
 	if ro.out != "" {
@@ -111,12 +111,13 @@ func (ro *trainReportOptions) run(g *globals, o *trainOptions) error {
 		}
 		fmt.Fprintf(g.streams.Err, "Wrote %s and %s.\n", filepath.Join(ro.out, "train-report.yaml"), filepath.Join(ro.out, "junit.xml"))
 	}
-	if ro.output == "yaml" {
-		data, err := yaml.Marshal(rep)
-		if err != nil {
+	if ro.output != "text" {
+		// What learners' labs printed passes redaction first, as in train-report.yaml.
+		var buf bytes.Buffer
+		if err := printDoc(&buf, ro.output, rep, nil); err != nil {
 			return err
 		}
-		_, err = g.streams.Out.Write(data)
+		_, err := g.streams.Out.Write(reports.RedactBytes(buf.Bytes()))
 		return err
 	}
 	out := g.streams.Out

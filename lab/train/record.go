@@ -154,6 +154,9 @@ type ReportSummary struct {
 
 // NewReport builds the report of the attempts.
 func NewReport(attempts []Record, now time.Time) *Report {
+	if attempts == nil {
+		attempts = []Record{} // "attempts": [], not null
+	}
 	r := &Report{APIVersion: APIVersion, Kind: "TrainReport", Generated: now.UTC(), Attempts: attempts}
 	labs := map[string]bool{}
 	var greens []float64

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -356,5 +357,52 @@ func TestInterruptedInjectionIsResettable(t *testing.T) {
 	}
 	if diff, _ := SnapshotDiff(ctx, saved, clients); len(diff) != 0 {
 		t.Errorf("after revert: %v", diff)
+	}
+}
+
+// TestStatusDocument: `train status -o json|yaml` carries what the text shows (ticket, time left, hints,
+// checks) and never the title (it names the cause), the solution, or the objects the faults touched
+// (their pre-images may be remote secrets).
+func TestStatusDocument(t *testing.T) {
+	e := builtins(t)["remote-secret-missing"]
+	if e == nil {
+		t.Fatal("no built-in exercise remote-secret-missing")
+	}
+	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	s := &Session{
+		Exercise: e.Name, Seed: 7, Mode: ModeGuided, Started: start, Deadline: start.Add(20 * time.Minute),
+		Targets:   Targets{Lab: "lab", Kubeconfig: "/state/lab/kubeconfig", Target: "c2", Watcher: "c1", Client: "c1"},
+		Touched:   []Touched{{Cluster: "c1", Ref: "Secret/istio-system/istio-remote-secret-c2", Pre: json.RawMessage(`{"data":{"c2":"c2VjcmV0LXRva2Vu"}}`)}},
+		HintsUsed: 1,
+	}
+	st := statusOf(e, s, start.Add(5*time.Minute+30*time.Second))
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, want := range []string{`"exercise":"remote-secret-missing"`, `"timeLeft":"14m30s"`, `"hintsUsed":1`, `"checks":[]`, `"seed":7`, `"lab":"lab"`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("status lacks %s:\n%s", want, doc)
+		}
+	}
+	if st.Ticket == "" || !strings.Contains(doc, `"ticket"`) {
+		t.Errorf("status lacks the ticket:\n%s", doc)
+	}
+	for _, leak := range []string{e.Title, "c2VjcmV0LXRva2Vu", "istio-remote-secret-c2\",\"pre"} {
+		if strings.Contains(doc, leak) {
+			t.Errorf("status carries %q:\n%s", leak, doc)
+		}
+	}
+	for _, sol := range e.RenderSolution(s.Targets) {
+		if strings.Contains(doc, sol) {
+			t.Errorf("status carries the solution %q:\n%s", sol, doc)
+		}
+	}
+	var back Status
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&back); err != nil || back.Ticket != st.Ticket || back.TimeLeft != st.TimeLeft {
+		t.Errorf("status does not round-trip: %v %+v", err, back)
 	}
 }

@@ -243,19 +243,63 @@ func (t *Trainer) session(ctx context.Context, lab string) (*Lab, *Session, *Exe
 
 // Status prints the running exercise: ticket, time left, hints used, checks.
 func (t *Trainer) Status(lab string) error {
-	l, s, e, err := t.session(context.Background(), lab)
+	_, s, e, err := t.session(context.Background(), lab)
 	if err != nil {
 		return err
 	}
 	printTicket(t.Out, e, s)
-	left := time.Until(s.Deadline).Round(time.Second)
-	fmt.Fprintf(t.Out, "\nTime left: %s. Hints used: %d of %d. Checks: %d.", left, s.HintsUsed, hintCount(e, s), len(s.Checks))
+	st := statusOf(e, s, time.Now())
+	fmt.Fprintf(t.Out, "\nTime left: %s. Hints used: %d of %d. Checks: %d.", st.TimeLeft, st.HintsUsed, st.Hints, len(st.Checks))
 	if s.Solved != nil {
 		fmt.Fprintf(t.Out, " Solved after %s.", s.Solved.Sub(s.Started).Round(time.Second))
 	}
 	fmt.Fprintln(t.Out)
-	_ = l
 	return nil
+}
+
+// Status is the running exercise as `train status -o json|yaml` prints it: what the text shows, as
+// data. It carries the ticket (the symptom), never the exercise's title (it names the cause), the
+// solution or the objects the faults touched (their pre-images may be secrets).
+type Status struct {
+	Lab        string    `json:"lab"`
+	Exercise   string    `json:"exercise"`
+	Difficulty string    `json:"difficulty"`
+	Mode       string    `json:"mode"`
+	Seed       uint64    `json:"seed"`
+	Ticket     string    `json:"ticket"`
+	Kubeconfig string    `json:"kubeconfig"`
+	TimeLimit  string    `json:"timeLimit"`
+	Started    time.Time `json:"started"`
+	Deadline   time.Time `json:"deadline"`
+	// TimeLeft is the time to the deadline when the status was read (negative past it), e.g. 14m2s.
+	TimeLeft      string        `json:"timeLeft"`
+	HintsUsed     int           `json:"hintsUsed"`
+	Hints         int           `json:"hints"`
+	SolutionShown bool          `json:"solutionShown,omitempty"`
+	Checks        []CheckRecord `json:"checks"`
+	Solved        *time.Time    `json:"solved,omitempty"`
+}
+
+// StatusOf reads the running exercise of lab (an InputError when none runs).
+func (t *Trainer) StatusOf(lab string) (*Status, error) {
+	_, s, e, err := t.session(context.Background(), lab)
+	if err != nil {
+		return nil, err
+	}
+	return statusOf(e, s, time.Now()), nil
+}
+
+func statusOf(e *Exercise, s *Session, now time.Time) *Status {
+	checks := s.Checks
+	if checks == nil {
+		checks = []CheckRecord{}
+	}
+	return &Status{
+		Lab: s.Targets.Lab, Exercise: e.Name, Difficulty: e.Difficulty, Mode: s.Mode, Seed: s.Seed,
+		Ticket: e.RenderTicket(s.Targets), Kubeconfig: s.Targets.Kubeconfig, TimeLimit: e.TimeLimit,
+		Started: s.Started, Deadline: s.Deadline, TimeLeft: s.Deadline.Sub(now).Round(time.Second).String(),
+		HintsUsed: s.HintsUsed, Hints: hintCount(e, s), SolutionShown: s.SolutionShown, Checks: checks, Solved: s.Solved,
+	}
 }
 
 // Check runs the suites: solved when every spec that passed before passes again (a FindingError when not).
