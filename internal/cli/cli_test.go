@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -102,13 +103,9 @@ func TestUpRejectsBeforeCreatingAnything(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, errOut, code := run(t, append(tc.args, "--state-dir", state)...)
-		// Bad input is a usage error (exit 2); a machine that cannot run the lab fails the up (exit 1).
-		want := 2
-		if strings.Contains(strings.Join(tc.want, " "), "preflight") || slices.Contains(tc.args, "existing") {
-			want = 1
-		}
-		if code != want {
-			t.Errorf("%v: exit %d, want %d", tc.args, code, want)
+		// Bad input, and a machine that cannot run the lab, are both exit 2: never a finding (exit 1).
+		if code != ExitError {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, ExitError)
 		}
 		for _, w := range tc.want {
 			if !strings.Contains(errOut, w) {
@@ -269,6 +266,67 @@ func TestOutputFormats(t *testing.T) {
 	for _, v := range [][]string{{"-v=4", "version"}, {"version", "-v"}} {
 		if _, errOut, code := run(t, v...); code != 0 {
 			t.Errorf("%v: exit %d %s", v, code, errOut)
+		}
+	}
+}
+
+// TestExitCodeContract: one exit-code contract for every command (README "Exit codes"): bad input, usage
+// and a missing lab are 2 (never 1, which is only ever a finding), before anything is created; findings
+// (1) are marked as such. The findings of each command are exercised on real labs in cmd/mclab:
+// verify (TestIntegrationVerify), explain (TestIntegrationExplainFaultCorpus), train check
+// (TestIntegrationTrain), bench --compare (TestIntegrationBench), status of a lab not ready.
+func TestExitCodeContract(t *testing.T) {
+	state := t.TempDir()
+	for _, args := range [][]string{
+		{"no-such-command"},
+		{"up", "--topology", "ring"},
+		{"up", "--bogus-flag"},
+		{"plan", "--clusters", "0"},
+		{"down"},
+		{"status", "--name", "ghost"},
+		{"kubeconfig", "--name", "ghost"},
+		{"export", "kubeconfig", "--name", "ghost"},
+		{"list", "-o", "wide"},
+		{"verify", "--name", "ghost"},
+		{"verify", "--name", "ghost", "--label-filter", "MC-MTLS && ("},
+		{"explain", "--name", "ghost"},
+		{"train", "list", "--name", "ghost"},
+		{"train", "start", "no-such-exercise", "--name", "ghost"},
+		{"train", "status", "--name", "ghost"},
+		{"train", "check", "--name", "ghost"},
+		{"train", "hint", "--name", "ghost"},
+		{"train", "solution", "--name", "ghost"},
+		{"train", "reset", "--name", "ghost"},
+		{"train", "selftest", "no-such-exercise"},
+		{"train", "report", "--labs", "ghost-*"},
+		{"bench", "--name", "ghost"},
+		{"bench", "--compare", filepath.Join(state, "no-such.json")},
+		{"tools", "--bogus-flag"},
+		{"images", "--bogus-flag"},
+		{"version", "-o", "wide"},
+	} {
+		_, errOut, code := run(t, append(args, "--state-dir", state)...)
+		if code != ExitError || !strings.Contains(errOut, "ERROR: ") {
+			t.Errorf("%v: exit %d, want %d with an ERROR line:\n%s", args, code, ExitError, errOut)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "labs")); len(entries) != 0 {
+		t.Errorf("refused commands created labs: %v", entries)
+	}
+	// down of a lab that is not there is done (exit 0), as kind delete cluster: down always cleans up.
+	if out, errOut, code := run(t, "down", "--name", "ghost", "--state-dir", state); code != ExitDone || !strings.Contains(out+errOut, "nothing to delete") {
+		t.Errorf("down of a missing lab: exit %d: %s%s", code, out, errOut)
+	}
+	for err, want := range map[error]int{
+		nil: ExitDone,
+		errors.New("dial tcp: connection refused"):                                            ExitError,
+		&train.InputError{Err: errors.New("no exercise is running")}:                          ExitError,
+		&train.FindingError{Err: errors.New("exercise x not solved")}:                         ExitFinding,
+		fmt.Errorf("wrapped: %w", &train.FindingError{Err: errors.New("selftest: 1 failed")}): ExitFinding,
+		&exitError{code: ExitFinding, err: errors.New("lab is non-conformant")}:               ExitFinding,
+	} {
+		if got := exitCode(err); got != want {
+			t.Errorf("exitCode(%v) = %d, want %d", err, got, want)
 		}
 	}
 }

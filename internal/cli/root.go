@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -67,18 +66,32 @@ func Run(ctx context.Context, streams Streams, args []string) int {
 		return 0
 	}
 	fmt.Fprintf(streams.Err, "ERROR: %v\n", err)
+	return exitCode(err)
+}
+
+// Exit codes, one contract for every command (README "Exit codes"): 0 done; 1 a finding (a mesh that
+// is not conformant, a lab that is not ready, an exercise not solved, a bench regression); 2 bad input,
+// usage or infrastructure. A finding is always marked as one (exitError code 1, train.FindingError);
+// every other error is 2, so that a CI script never reads a typo or a dead machine as a broken mesh.
+const (
+	ExitDone    = 0
+	ExitFinding = 1
+	ExitError   = 2
+)
+
+func exitCode(err error) int {
+	if err == nil {
+		return ExitDone
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	var bad *train.InputError
-	if errors.As(err, &bad) {
-		return 2
+	var finding *train.FindingError
+	if errors.As(err, &finding) {
+		return ExitFinding
 	}
-	if strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "arg(s)") {
-		return 2 // a usage error, never to be read as "non-conformant"
-	}
-	return 1
+	return ExitError
 }
 
 // usageError marks a mistake on the command line: exit 2 with the command's usage line.
