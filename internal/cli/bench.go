@@ -159,6 +159,12 @@ func (o *benchOptions) run(ctx context.Context, g *globals) error {
 		return err
 	}
 	m.UserKubeconfig = nil // bench labs stay out of the user's kubeconfig
+	if o.name != "" {
+		// A lab that is not there is bad input: refused before the results directory is made.
+		if _, _, err := m.Open(o.name); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("bench %s: %w", s.Name, err)}
+		}
+	}
 	r := &bench.Result{APIVersion: bench.APIVersion, Kind: bench.Kind, Scenario: s.Name, Started: time.Now().UTC().Truncate(time.Second), Machine: bench.ThisMachine(),
 		Lab: map[string]string{"provider": string(s.Lab.Provider), "model": string(s.Lab.Model), "topology": string(s.Lab.Topology)}}
 	dir := o.outDir

@@ -277,6 +277,9 @@ func TestOutputFormats(t *testing.T) {
 // (TestIntegrationTrain), bench --compare (TestIntegrationBench), status of a lab not ready.
 func TestExitCodeContract(t *testing.T) {
 	state := t.TempDir()
+	// Nothing is written where the user stands either (bench's default --out is ./mclab-bench).
+	cwd := t.TempDir()
+	t.Chdir(cwd)
 	for _, args := range [][]string{
 		{"no-such-command"},
 		{"up", "--topology", "ring"},
@@ -312,6 +315,9 @@ func TestExitCodeContract(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(state, "labs")); len(entries) != 0 {
 		t.Errorf("refused commands created labs: %v", entries)
+	}
+	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+		t.Errorf("refused commands wrote into the working directory: %v", entries)
 	}
 	// down of a lab that is not there is done (exit 0), as kind delete cluster: down always cleans up.
 	if out, errOut, code := run(t, "down", "--name", "ghost", "--state-dir", state); code != ExitDone || !strings.Contains(out+errOut, "nothing to delete") {
