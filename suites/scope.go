@@ -37,8 +37,10 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // is named with the reason; an explicit view is judged even where it cannot run (its Required specs are
 // then skipped, and the run is inconclusive, never conformant).
 func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, error) {
+	// A blank filter selects every spec, as none does (Ginkgo itself refuses " ": "Unexpected EOF").
+	labelFilter = strings.TrimSpace(labelFilter)
 	var filter func([]string) bool
-	if strings.TrimSpace(labelFilter) != "" {
+	if labelFilter != "" {
 		f, err := types.ParseLabelFilter(labelFilter)
 		if err != nil {
 			return reports.Scope{}, "", &UsageError{fmt.Errorf("--label-filter %q is not a valid Ginkgo label filter: %s; labels: %s (combine with &&, ||, !, parentheses)",
@@ -48,7 +50,7 @@ func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, e
 	}
 	ginkgoFilter := labelFilter
 	and := func(label string) {
-		if strings.TrimSpace(ginkgoFilter) == "" {
+		if ginkgoFilter == "" {
 			ginkgoFilter = label
 		} else {
 			ginkgoFilter = "(" + ginkgoFilter + ") && " + label
@@ -72,6 +74,12 @@ func ResolveScope(t *Target, view, labelFilter string) (reports.Scope, string, e
 		return reports.NewScope([]string{ViewControlPlane, ViewDataPlane}, labelFilter, filter, notRun, true), ginkgoFilter, nil
 	case ViewControlPlane, ViewDataPlane:
 		and(view)
+		// The user's filter parses alone but may not once the view is and'ed in (a lone "/" opens a
+		// regular expression that swallows the rest): what Ginkgo gets must parse too.
+		if _, err := types.ParseLabelFilter(ginkgoFilter); err != nil {
+			return reports.Scope{}, "", &UsageError{fmt.Errorf("--label-filter %q cannot be combined with --view %s (%s): %s; labels: %s",
+				labelFilter, view, ginkgoFilter, plainFilterError(err), strings.Join(KnownLabels(), ", "))}
+		}
 		return reports.NewScope([]string{view}, labelFilter, filter, notRun, true), ginkgoFilter, nil
 	}
 	return reports.Scope{}, "", &UsageError{fmt.Errorf("--view %q: want %s, %s or %s", view, ViewControlPlane, ViewDataPlane, ViewAll)}
